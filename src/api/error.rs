@@ -1,0 +1,81 @@
+//! The one error type every handler returns, rendered as SPEC §4 prescribes:
+//! a 4xx/5xx status and `{"error":{"code","message","details"?}}`.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
+
+/// An error for an HTTP caller. `code` is a stable snake_case string and part
+/// of the API: clients and tests match on it, so never change an existing one.
+#[derive(Debug)]
+pub struct ApiError {
+    /// The HTTP status; never 2xx.
+    pub status: StatusCode,
+    /// Stable, machine-readable snake_case code.
+    pub code: &'static str,
+    /// A sentence for humans that names the offending field where there is one.
+    pub message: String,
+    /// Optional structured context (for example the current holder of a lock).
+    pub details: Option<Value>,
+}
+
+impl ApiError {
+    /// An error with the given status, code and message.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        debug_assert!(!status.is_success(), "an error must not carry a 2xx status");
+        Self {
+            status,
+            code,
+            message: message.into(),
+            details: None,
+        }
+    }
+
+    /// 400: the request is malformed or a field is invalid.
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    /// 404: the named thing does not exist.
+    pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, code, message)
+    }
+
+    /// 409: the request conflicts with the current state.
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, code, message)
+    }
+
+    /// 422: well-formed, but the content cannot be accepted.
+    pub fn unprocessable(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
+    }
+
+    /// 500: something failed inside this node. The cause is logged in full
+    /// here and the caller gets a generic message, so internals do not leak.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "internal error");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error; see the node's log",
+        )
+    }
+
+    /// Attach structured details to the error body.
+    pub fn with_details(mut self, details: Value) -> Self {
+        self.details = Some(details);
+        self
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut error = json!({ "code": self.code, "message": self.message });
+        if let Some(details) = self.details {
+            error["details"] = details;
+        }
+        (self.status, Json(json!({ "error": error }))).into_response()
+    }
+}

@@ -1,0 +1,13 @@
+//! gnomon: a distributed cron scheduler in one binary.
+//!
+//! Three copies form a Raft group over an embedded redb file each and fire
+//! every job exactly once per scheduled slot, in its own time zone. The crate
+//! is organised by what each part owns:
+//!
+//! * [`cli`]: the command line, both the server and the client subcommands.
+//! * [`api`]: the public HTTP API and its error shape.
+//! * [`schedule`]: cron dialects, time zones and daylight saving.
+
+pub mod api;
+pub mod cli;
+pub mod schedule;

@@ -1,0 +1,1 @@
+//! The schedule engine: cron dialects, time zones and daylight saving.

@@ -1,0 +1,1 @@
+//! gnomon's storage: redb tables and the deterministic state machine.
