@@ -1,0 +1,40 @@
+//! Every redb table gnomon keeps, in one place, next to the schema version.
+//!
+//! Two groups share the node's one redb file:
+//! * Raft's own tables ([`RAFT_LOG`], [`RAFT_META`]), written by the log store.
+//! * The state machine's tables. [`SM_META`] holds what openraft needs back
+//!   after a restart (last applied log id, membership) and the current
+//!   snapshot; the tables in [`STATE_TABLES`] hold the replicated state
+//!   itself and are exactly what a snapshot carries.
+//!
+//! Key and value encodings are documented in `storage/FORMAT.md`.
+
+use redb::TableDefinition;
+
+/// Bumped whenever a table's key or value encoding changes incompatibly.
+pub const SCHEMA_VERSION: u64 = 1;
+
+/// Key in [`SM_META`] holding [`SCHEMA_VERSION`] as 8 big-endian bytes.
+pub const SCHEMA_VERSION_KEY: &str = "schema_version";
+
+/// A table whose keys and values are both byte strings with documented encodings.
+pub type BytesTable = TableDefinition<'static, &'static [u8], &'static [u8]>;
+
+/// Raft log entries by index.
+pub const RAFT_LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("raft_log");
+
+/// Raft's durable scalars: `vote`, `committed`, `last_purged`.
+pub const RAFT_META: TableDefinition<&str, &[u8]> = TableDefinition::new("raft_meta");
+
+/// State-machine bookkeeping: `last_applied`, `membership`, `snapshot`,
+/// and [`SCHEMA_VERSION_KEY`].
+pub const SM_META: TableDefinition<&str, &[u8]> = TableDefinition::new("sm_meta");
+
+/// Replicated scalars such as `log_now` and the fencing-token sequence.
+pub const VARS: BytesTable = TableDefinition::new("vars");
+
+/// Locks by name.
+pub const LOCKS: BytesTable = TableDefinition::new("locks");
+
+/// The tables that make up the replicated state, in snapshot order.
+pub const STATE_TABLES: &[BytesTable] = &[VARS, LOCKS];
