@@ -35,6 +35,15 @@ pub struct LogEntry {
     pub batch: Option<Batch>,
 }
 
+/// Where the state machine stands, in the Raft layer's encoding.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AppliedState {
+    /// Encoded log id of the last applied entry.
+    pub last_applied: Option<Vec<u8>>,
+    /// Encoded membership as of that entry.
+    pub membership: Option<Vec<u8>>,
+}
+
 /// The replicated state at one log position, as a snapshot carries it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Image {
@@ -65,11 +74,14 @@ impl StateMachine {
     }
 
     /// The last applied log id and the membership, as last stored.
-    pub fn applied_state(&self) -> Result<(Option<Vec<u8>>, Option<Vec<u8>>)> {
+    pub fn applied_state(&self) -> Result<AppliedState> {
         let txn = self.db.begin_read()?;
         let meta = txn.open_table(SM_META)?;
         let get = |k| -> Result<Option<Vec<u8>>> { Ok(meta.get(k)?.map(|v| v.value().to_vec())) };
-        Ok((get(LAST_APPLIED)?, get(MEMBERSHIP)?))
+        Ok(AppliedState {
+            last_applied: get(LAST_APPLIED)?,
+            membership: get(MEMBERSHIP)?,
+        })
     }
 
     /// Apply `entries` in order, in one durable transaction; returns each
@@ -258,7 +270,7 @@ mod tests {
         drop(t.sm);
         let reopened = StateMachine::new(crate::db::open(&path).unwrap());
         assert_eq!(reopened.export().unwrap(), exported);
-        let (applied, _) = reopened.applied_state().unwrap();
+        let applied = reopened.applied_state().unwrap().last_applied;
         assert_eq!(applied, Some(1u64.to_be_bytes().to_vec()));
         assert_eq!(
             reopened.read().unwrap().lock("l").unwrap().unwrap().owner,
@@ -301,7 +313,10 @@ mod tests {
         );
         assert_eq!(
             t.sm.applied_state().unwrap(),
-            (Some(vec![7]), Some(vec![1, 2, 3]))
+            AppliedState {
+                last_applied: Some(vec![7]),
+                membership: Some(vec![1, 2, 3])
+            }
         );
     }
 
