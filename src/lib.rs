@@ -6,8 +6,10 @@
 //!
 //! * [`cli`]: the command line, both the server and the client subcommands.
 //! * [`api`]: the public HTTP API and its error shape.
+//! * [`node`]: wiring a running node together.
 //! * [`schedule`]: cron dialects, time zones and daylight saving.
 
 pub mod api;
 pub mod cli;
+pub mod node;
 pub mod schedule;

@@ -79,3 +79,47 @@ impl IntoResponse for ApiError {
         (self.status, Json(json!({ "error": error }))).into_response()
     }
 }
+
+impl From<gnomon_storage::limits::InvalidInput> for ApiError {
+    fn from(invalid: gnomon_storage::limits::InvalidInput) -> Self {
+        ApiError::bad_request("invalid_field", invalid.to_string())
+    }
+}
+
+impl From<gnomon_raft::ConsensusError> for ApiError {
+    fn from(e: gnomon_raft::ConsensusError) -> Self {
+        use gnomon_raft::{ConsensusError as C, MembershipError as M};
+        let message = e.to_string();
+        match e {
+            C::NoLeader { .. } | C::NotLeader => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no_leader", message)
+            }
+            C::Unknown(_) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "outcome_unknown", message)
+            }
+            C::Membership(m) => match m {
+                M::InvalidAddr { .. } | M::InvalidId(_) => {
+                    ApiError::bad_request("invalid_field", message)
+                }
+                M::UnknownMember(_) => ApiError::not_found("unknown_member", message),
+                M::IdTaken { .. } => ApiError::conflict("member_exists", message),
+                M::Unreachable { .. } => ApiError::unprocessable("member_unreachable", message),
+                M::IdMismatch { .. } => ApiError::unprocessable("member_id_mismatch", message),
+                M::AlreadyInitialized { .. } => ApiError::conflict("member_has_state", message),
+                M::CatchUpTimeout { .. } => {
+                    ApiError::new(StatusCode::GATEWAY_TIMEOUT, "catch_up_timeout", message)
+                }
+                M::LastVoter(_) => ApiError::conflict("last_voter", message),
+                M::Refused(_) => ApiError::conflict("membership_change_refused", message),
+                _ => ApiError::conflict("membership_change_refused", message),
+            },
+            _ => ApiError::internal(message),
+        }
+    }
+}
+
+impl From<gnomon_storage::Error> for ApiError {
+    fn from(e: gnomon_storage::Error) -> Self {
+        ApiError::internal(e)
+    }
+}

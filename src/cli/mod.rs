@@ -1,6 +1,7 @@
 //! The command line: `gnomon serve`, `gnomon cron …` and the client subcommands.
 
 pub mod cron;
+pub mod serve;
 
 use std::process::ExitCode;
 
@@ -16,6 +17,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run a node.
+    Serve(serve::ServeArgs),
     /// Evaluate and explain cron expressions offline.
     Cron(cron::CronArgs),
 }
@@ -24,6 +27,23 @@ enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Serve(args) => serve::run(args),
         Command::Cron(args) => cron::run(args),
     }
+}
+
+/// Log to stderr, filtered by `RUST_LOG` (default: gnomon at info, openraft quieter).
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// Print an error with its whole chain of causes; exit code 1.
+fn report(error: &anyhow::Error) -> ExitCode {
+    eprintln!("error: {error:#}");
+    ExitCode::FAILURE
 }

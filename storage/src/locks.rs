@@ -39,6 +39,8 @@ pub enum LockOutcome {
     Granted {
         /// Fencing token of the grant.
         token: u64,
+        /// `log_now` when the grant was made (kept when the holder re-acquires).
+        acquired_at_ms: u64,
         /// When the lease lapses.
         expires_at_ms: u64,
     },
@@ -57,7 +59,10 @@ pub enum LockOutcome {
         expires_at_ms: u64,
     },
     /// The holder let the lock go.
-    Released,
+    Released {
+        /// `log_now` when it was released: the lock is free from here on.
+        released_at_ms: u64,
+    },
     /// A renew or release from someone who does not hold the lock (any more).
     NotHolder {
         /// The current live holder, if any.
@@ -118,6 +123,7 @@ mod tests {
             Outcome::Lock(LockOutcome::Granted {
                 token,
                 expires_at_ms,
+                ..
             }) => (token, expires_at_ms),
             other => panic!("expected a grant, got {other:?}"),
         }
@@ -153,12 +159,17 @@ mod tests {
     }
 
     #[test]
-    fn reacquire_by_the_holder_keeps_the_token_and_extends() {
+    fn reacquire_by_the_holder_keeps_the_token_and_start_and_extends() {
         let mut t = TestSm::new();
         let (token, _) = granted(t.one(10, acquire("l", "a", 100)));
-        let (again, exp) = granted(t.one(50, acquire("l", "a", 100)));
-        assert_eq!(again, token);
-        assert_eq!(exp, 150);
+        assert_eq!(
+            t.one(50, acquire("l", "a", 100)),
+            Outcome::Lock(LockOutcome::Granted {
+                token,
+                acquired_at_ms: 10,
+                expires_at_ms: 150
+            })
+        );
     }
 
     #[test]
@@ -179,7 +190,10 @@ mod tests {
             owner: "a".into(),
             token,
         };
-        assert_eq!(t.one(20, release), Outcome::Lock(LockOutcome::Released));
+        assert_eq!(
+            t.one(20, release),
+            Outcome::Lock(LockOutcome::Released { released_at_ms: 20 })
+        );
         let (next, _) = granted(t.one(30, acquire("l", "b", 1_000)));
         assert!(next > token);
     }

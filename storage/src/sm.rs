@@ -326,55 +326,59 @@ mod tests {
     struct LockModel {
         now: u64,
         seq: u64,
-        held: BTreeMap<String, (String, u64, u64)>, // name -> (owner, token, expires)
+        held: BTreeMap<String, (String, u64, u64, u64)>, // name -> (owner, token, acquired, expires)
     }
 
     impl LockModel {
-        fn live(&self, name: &str) -> Option<&(String, u64, u64)> {
-            self.held.get(name).filter(|(_, _, exp)| self.now < *exp)
+        fn live(&self, name: &str) -> Option<&(String, u64, u64, u64)> {
+            self.held.get(name).filter(|(_, _, _, exp)| self.now < *exp)
         }
 
         fn holder(&self, name: &str) -> Option<LockRecord> {
-            self.live(name).map(|(owner, token, exp)| LockRecord {
-                owner: owner.clone(),
-                token: *token,
-                acquired_at_ms: 0,
-                expires_at_ms: *exp,
-            })
+            self.live(name)
+                .map(|(owner, token, acquired, exp)| LockRecord {
+                    owner: owner.clone(),
+                    token: *token,
+                    acquired_at_ms: *acquired,
+                    expires_at_ms: *exp,
+                })
         }
 
         fn apply(&mut self, now: u64, cmd: &Command) -> LockOutcome {
             self.now = self.now.max(now);
             match cmd {
                 Command::LockAcquire(c) => match self.live(&c.name).cloned() {
-                    Some((owner, _, exp)) if owner != c.owner => LockOutcome::Held {
+                    Some((owner, _, _, exp)) if owner != c.owner => LockOutcome::Held {
                         owner,
                         expires_at_ms: exp,
                     },
-                    Some((_, token, _)) => {
+                    Some((_, token, acquired, _)) => {
                         let exp = self.now + c.ttl_ms;
-                        self.held
-                            .insert(c.name.clone(), (c.owner.clone(), token, exp));
+                        let held = (c.owner.clone(), token, acquired, exp);
+                        self.held.insert(c.name.clone(), held);
                         LockOutcome::Granted {
                             token,
+                            acquired_at_ms: acquired,
                             expires_at_ms: exp,
                         }
                     }
                     None => {
                         self.seq += 1;
                         let exp = self.now + c.ttl_ms;
-                        self.held
-                            .insert(c.name.clone(), (c.owner.clone(), self.seq, exp));
+                        let held = (c.owner.clone(), self.seq, self.now, exp);
+                        self.held.insert(c.name.clone(), held);
                         LockOutcome::Granted {
                             token: self.seq,
+                            acquired_at_ms: self.now,
                             expires_at_ms: exp,
                         }
                     }
                 },
                 Command::LockRenew(c) => match self.live(&c.name).cloned() {
-                    Some((owner, token, _)) if owner == c.owner && token == c.token => {
+                    Some((owner, token, acquired, _)) if owner == c.owner && token == c.token => {
                         let exp = self.now + c.ttl_ms;
-                        self.held.insert(c.name.clone(), (owner, token, exp));
+                        self.held
+                            .insert(c.name.clone(), (owner, token, acquired, exp));
                         LockOutcome::Renewed {
                             token,
                             expires_at_ms: exp,
@@ -385,9 +389,11 @@ mod tests {
                     },
                 },
                 Command::LockRelease(c) => match self.live(&c.name).cloned() {
-                    Some((owner, token, _)) if owner == c.owner && token == c.token => {
+                    Some((owner, token, _, _)) if owner == c.owner && token == c.token => {
                         self.held.remove(&c.name);
-                        LockOutcome::Released
+                        LockOutcome::Released {
+                            released_at_ms: self.now,
+                        }
                     }
                     _ => LockOutcome::NotHolder {
                         holder: self.holder(&c.name),
@@ -432,21 +438,6 @@ mod tests {
         )
     }
 
-    /// Acquired-at times are not modelled; compare without them.
-    fn normalise(outcome: Outcome) -> Outcome {
-        match outcome {
-            Outcome::Lock(LockOutcome::NotHolder { holder }) => {
-                Outcome::Lock(LockOutcome::NotHolder {
-                    holder: holder.map(|h| LockRecord {
-                        acquired_at_ms: 0,
-                        ..h
-                    }),
-                })
-            }
-            other => other,
-        }
-    }
-
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(48))]
 
@@ -457,7 +448,7 @@ mod tests {
             for (now, commands) in log {
                 let outcomes = t.apply(now, commands.clone());
                 for (cmd, got) in commands.iter().zip(outcomes) {
-                    prop_assert_eq!(normalise(got), Outcome::Lock(model.apply(now, cmd)));
+                    prop_assert_eq!(got, Outcome::Lock(model.apply(now, cmd)));
                 }
             }
         }

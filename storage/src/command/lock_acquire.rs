@@ -33,25 +33,26 @@ impl LockAcquire {
         let now = ctx.now_ms();
         let mut table = ctx.txn.open_table(LOCKS)?;
         let expires_at_ms = now.saturating_add(self.ttl_ms);
-        let token = match locks::get(&table, &self.name)? {
+        let (token, acquired_at_ms) = match locks::get(&table, &self.name)? {
             Some(held) if held.is_live(now) && held.owner != self.owner => {
                 return Ok(LockOutcome::Held {
                     owner: held.owner,
                     expires_at_ms: held.expires_at_ms,
                 });
             }
-            Some(mine) if mine.is_live(now) => mine.token,
-            _ => ctx.vars.next_fence(),
+            Some(mine) if mine.is_live(now) => (mine.token, mine.acquired_at_ms),
+            _ => (ctx.vars.next_fence(), now),
         };
         let record = LockRecord {
             owner: self.owner.clone(),
             token,
-            acquired_at_ms: now,
+            acquired_at_ms,
             expires_at_ms,
         };
         locks::put(&mut table, &self.name, &record)?;
         Ok(LockOutcome::Granted {
             token,
+            acquired_at_ms,
             expires_at_ms,
         })
     }

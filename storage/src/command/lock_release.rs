@@ -33,7 +33,9 @@ impl LockRelease {
                 if held.is_live(now) && held.owner == self.owner && held.token == self.token =>
             {
                 table.remove(self.name.as_bytes())?;
-                Ok(LockOutcome::Released)
+                Ok(LockOutcome::Released {
+                    released_at_ms: now,
+                })
             }
             other => Ok(LockOutcome::NotHolder {
                 holder: other.filter(|r| r.is_live(now)),

@@ -75,6 +75,17 @@ impl Command {
         }
     }
 
+    /// Whether applying the command twice has the same effect as applying it
+    /// once, so a request whose outcome is unknown may be sent again.
+    pub fn is_retry_safe(&self) -> bool {
+        match self {
+            // The holder re-acquiring keeps its token; renewing twice extends twice.
+            Command::LockAcquire(_) | Command::LockRenew(_) => true,
+            // A second release would report that the caller no longer holds it.
+            Command::LockRelease(_) => false,
+        }
+    }
+
     /// Apply the command. Input is validated again here, so a command that
     /// slipped past the API's checks still changes nothing.
     pub(crate) fn apply(&self, ctx: &mut ApplyCtx<'_>) -> Result<Outcome> {
