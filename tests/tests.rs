@@ -1,1 +1,6 @@
-//! Integration tests: one binary, one module per topic.
+//! Integration tests: one binary, one module per topic. They start real
+//! `gnomon serve` processes on loopback ports and talk real HTTP.
+
+mod cluster;
+mod locks;
+mod support;

@@ -75,7 +75,7 @@ impl Settings {
             install_snapshot_timeout: 10_000,
             snapshot_policy: SnapshotPolicy::LogsSinceLast(self.snapshot_every),
             max_in_snapshot_log_to_keep: self.keep_behind_snapshot,
-            purge_batch_size: 256,
+            purge_batch_size: 64,
             ..Default::default()
         }
         .validate()
@@ -136,6 +136,10 @@ pub struct ClusterStatus {
     pub commit_index: u64,
     /// The highest log index this node has applied.
     pub applied_index: u64,
+    /// The last log index covered by this node's latest snapshot.
+    pub snapshot_index: u64,
+    /// The log index up to which this node has discarded its log.
+    pub purged_index: u64,
     /// Every member, by id.
     pub members: Vec<MemberStatus>,
 }
@@ -365,6 +369,8 @@ impl Consensus {
             term: metrics.current_term,
             commit_index: committed,
             applied_index: metrics.last_applied.map_or(0, |l| l.index),
+            snapshot_index: metrics.snapshot.map_or(0, |l| l.index),
+            purged_index: metrics.purged.map_or(0, |l| l.index),
             members,
         }
     }
@@ -410,7 +416,8 @@ impl Consensus {
     }
 
     /// Run `request` on the leader: here if this node leads, else forwarded.
-    /// Waits for a leader with backoff up to [`LEADER_DEADLINE`]. When the
+    /// Waits for a leader (or for a membership change in progress to finish)
+    /// with backoff up to [`LEADER_DEADLINE`]. When the
     /// outcome of an attempt is unknown, it is retried only if `retry_safe`.
     async fn on_leader(
         &self,
@@ -452,7 +459,7 @@ impl Consensus {
                 None => Err(ConsensusError::NotLeader),
             };
             match attempt {
-                Err(ConsensusError::NotLeader) => {}
+                Err(ConsensusError::NotLeader | ConsensusError::Busy(_)) => {}
                 Err(ConsensusError::Unknown(_)) if retry_safe => {}
                 other => return other,
             }
@@ -631,8 +638,7 @@ fn change_error(e: RaftError<NodeId, ClientWriteError<NodeId, Node>>) -> Consens
         RaftError::APIError(ClientWriteError::ForwardToLeader(_)) => ConsensusError::NotLeader,
         RaftError::APIError(ClientWriteError::ChangeMembershipError(
             ChangeMembershipError::InProgress(p),
-        )) => MembershipError::Refused(format!("another membership change is in progress: {p}"))
-            .into(),
+        )) => ConsensusError::Busy(format!("another membership change is in progress: {p}")),
         RaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => {
             MembershipError::Refused(e.to_string()).into()
         }

@@ -18,6 +18,10 @@ pub enum ConsensusError {
     /// The node asked is not (or no longer) the leader. Callers retry.
     #[error("this node is not the leader")]
     NotLeader,
+    /// The leader cannot take the request yet (a membership change is still
+    /// in progress); nothing was changed. Callers retry.
+    #[error("busy: {0}")]
+    Busy(String),
     /// The request may or may not have taken effect: the leader went away
     /// while it was in flight.
     #[error("the outcome is unknown: {0}")]

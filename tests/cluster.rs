@@ -1,0 +1,352 @@
+//! Forming, changing and surviving a three-node cluster of real processes.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use crate::support::{free_port, wait_for, TestCluster};
+
+/// The set of lock names every running node holds, read from its local state.
+async fn lock_names(cluster: &TestCluster, node: usize) -> Option<Vec<String>> {
+    let (status, body) = cluster.get(node, "/v1/locks?stale=true").await;
+    (status == StatusCode::OK).then(|| {
+        body["locks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["name"].as_str().unwrap().to_string())
+            .collect()
+    })
+}
+
+async fn acquire(
+    cluster: &TestCluster,
+    node: usize,
+    name: &str,
+    owner: &str,
+    ttl_ms: u64,
+) -> (StatusCode, Value) {
+    cluster
+        .post(
+            node,
+            &format!("/v1/locks/{name}/acquire"),
+            json!({ "owner": owner, "ttl_ms": ttl_ms }),
+        )
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn three_processes_form_one_cluster_over_http() {
+    let cluster = TestCluster::start(3, &[]).await;
+    let leader = cluster.wait_converged(3).await;
+    for i in 0..3 {
+        let status = cluster.status(i).await.unwrap();
+        assert_eq!(status["node_id"], cluster.nodes[i].id);
+        assert_eq!(status["leader_id"], leader);
+        assert!(status["term"].as_u64().unwrap() >= 1);
+        assert!(status["commit_index"].as_u64().unwrap() >= 1);
+        assert!(status["applied_index"].is_u64());
+        let members = status["members"].as_array().unwrap();
+        assert_eq!(members.len(), 3);
+        for (m, node) in members.iter().zip(&cluster.nodes) {
+            assert_eq!(m["id"], node.id);
+            assert_eq!(m["addr"], node.addr.as_str());
+            assert_eq!(m["voter"], true);
+        }
+    }
+    // Every member is reachable from the leader's point of view, as every node reports it.
+    wait_for(
+        "every member to be reported reachable",
+        Duration::from_secs(10),
+        || async {
+            let status = cluster.status(2).await?;
+            let all = status["members"]
+                .as_array()?
+                .iter()
+                .all(|m| m["reachable"] == true);
+            all.then_some(())
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn killing_the_leader_loses_nothing_acknowledged() {
+    let mut cluster = TestCluster::start(3, &[]).await;
+    let mut acknowledged = Vec::new();
+    for i in 0..20 {
+        let name = format!("before-{i}");
+        let (status, body) = acquire(&cluster, i % 3, &name, "writer", 3_600_000).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        acknowledged.push(name);
+    }
+
+    let old_leader = cluster.leader().await;
+    cluster.nodes[old_leader].kill();
+    let new_leader = cluster.leader().await;
+    assert_ne!(new_leader, old_leader);
+
+    // The survivors accept writes, through either of them.
+    for i in 0..20 {
+        let name = format!("after-{i}");
+        let node = [0, 1, 2]
+            .into_iter()
+            .filter(|n| *n != old_leader)
+            .nth(i % 2)
+            .unwrap();
+        let (status, body) = acquire(&cluster, node, &name, "writer", 3_600_000).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        acknowledged.push(name);
+    }
+
+    // The killed node restarts from its data dir and catches up.
+    cluster.nodes[old_leader].start(&[]);
+    acknowledged.sort();
+    wait_for(
+        "the restarted node to hold every acknowledged lock",
+        Duration::from_secs(30),
+        || async {
+            let names = lock_names(&cluster, old_leader).await?;
+            (names == acknowledged).then_some(())
+        },
+    )
+    .await;
+    for i in 0..3 {
+        assert_eq!(
+            lock_names(&cluster, i).await.unwrap(),
+            acknowledged,
+            "node {}",
+            i + 1
+        );
+    }
+    cluster.wait_converged(3).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_behind_the_purge_point_catches_up_from_a_snapshot() {
+    let args = ["--snapshot-every", "50", "--keep-behind-snapshot", "10"];
+    let mut cluster = TestCluster::start(3, &args).await;
+    let leader = cluster.leader().await;
+    let lagging = (leader + 1) % 3;
+    let stopped_at = cluster.status(lagging).await.unwrap()["applied_index"]
+        .as_u64()
+        .unwrap();
+    cluster.nodes[lagging].kill();
+
+    let writer = (leader + 2) % 3;
+    let mut acknowledged = Vec::new();
+    for i in 0..200 {
+        let name = format!("lock-{i:03}");
+        let (status, body) = acquire(
+            &cluster,
+            if i % 2 == 0 { leader } else { writer },
+            &name,
+            "w",
+            3_600_000,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        acknowledged.push(name);
+    }
+    // The leader has purged the log past where the stopped node was, so it
+    // can only catch up through a snapshot.
+    let purged = wait_for(
+        "the leader to purge its log",
+        Duration::from_secs(30),
+        || async {
+            let status = cluster.status(leader).await?;
+            let purged = status["purged_index"].as_u64()?;
+            (purged > stopped_at).then_some(purged)
+        },
+    )
+    .await;
+    assert!(purged > stopped_at);
+
+    cluster.nodes[lagging].start(&[]);
+    wait_for(
+        "the restarted node to catch up",
+        Duration::from_secs(30),
+        || async {
+            let names = lock_names(&cluster, lagging).await?;
+            (names == acknowledged).then_some(())
+        },
+    )
+    .await;
+    let status = cluster.status(lagging).await.unwrap();
+    assert!(
+        status["snapshot_index"].as_u64().unwrap() > stopped_at,
+        "{status}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_membership_requests_change_nothing() {
+    let cluster = TestCluster::start(3, &[]).await;
+    let before = cluster.status(0).await.unwrap()["members"].clone();
+
+    let (status, body) = cluster.delete(1, "/v1/cluster/members/9").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_eq!(body["error"]["code"], "unknown_member");
+
+    let (status, body) = cluster
+        .post_raw(1, "/v1/cluster/members", "{\"id\": 4,")
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"]["code"], "malformed_json");
+
+    let (status, body) = cluster
+        .post(
+            1,
+            "/v1/cluster/members",
+            json!({ "id": "four", "addr": "x:1" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("id"),
+        "{body}"
+    );
+
+    let (status, body) = cluster
+        .post(
+            1,
+            "/v1/cluster/members",
+            json!({ "id": 4, "addr": "no-port" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("addr"),
+        "{body}"
+    );
+
+    // Nothing listens on this port.
+    let silent = format!("127.0.0.1:{}", free_port());
+    let (status, body) = cluster
+        .post(2, "/v1/cluster/members", json!({ "id": 4, "addr": silent }))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["error"]["code"], "member_unreachable");
+
+    // An id already taken by another address.
+    let (status, body) = cluster
+        .post(0, "/v1/cluster/members", json!({ "id": 2, "addr": silent }))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"]["code"], "member_exists");
+
+    for i in 0..3 {
+        assert_eq!(
+            cluster.status(i).await.unwrap()["members"],
+            before,
+            "node {}",
+            i + 1
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn members_join_with_join_and_can_be_removed() {
+    let mut cluster = TestCluster::empty(3, &[]);
+    cluster.nodes[0].start(&[]);
+    cluster.wait_ready(0).await;
+    let seed = cluster.nodes[0].url();
+    cluster.nodes[1].start(&["--join", &seed]);
+    cluster.nodes[2].start(&["--join", &seed]);
+    cluster.wait_converged(3).await;
+
+    let (status, body) = cluster.delete(1, "/v1/cluster/members/3").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    cluster.nodes[2].kill();
+    cluster.wait_converged(2).await;
+    let members = cluster.status(0).await.unwrap()["members"].clone();
+    assert_eq!(members.as_array().unwrap().len(), 2, "{members}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_token_guards_v1_and_raft_and_peers_use_it() {
+    let cluster = TestCluster::start(3, &["--token", "s3cret"]).await;
+    for path in ["/v1/cluster", "/v1/locks"] {
+        let r = cluster
+            .http
+            .get(format!("{}{path}", cluster.nodes[1].url()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "unauthorized");
+    }
+    let r = cluster
+        .http
+        .post(format!("{}/raft/vote", cluster.nodes[1].url()))
+        .bearer_auth("wrong")
+        .body(vec![1u8])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    // Health stays open; the cluster (which needs peers to authenticate) works.
+    let r = cluster
+        .http
+        .get(format!("{}/healthz", cluster.nodes[1].url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let (status, body) = acquire(&cluster, 2, "guarded", "a", 10_000).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_exits_cleanly_and_the_data_dir_keeps_its_identity() {
+    let mut cluster = TestCluster::empty(1, &[]);
+    cluster.nodes[0].start(&[]);
+    cluster.wait_ready(0).await;
+    let (status, _) = acquire(&cluster, 0, "kept", "a", 3_600_000).await;
+    assert_eq!(status, StatusCode::OK);
+    let exit = cluster.nodes[0].terminate();
+    assert!(exit.success(), "exit status {exit:?}");
+
+    // The data dir remembers its node: another id is refused with a hint.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gnomon"))
+        .args([
+            "serve",
+            "--id",
+            "2",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
+        .arg(&cluster.nodes[0].data_dir)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("belongs to node 1"), "{stderr}");
+
+    // Restarted, it resumes with its state.
+    cluster.nodes[0].start(&[]);
+    cluster.wait_ready(0).await;
+    assert_eq!(
+        lock_names(&cluster, 0).await.unwrap(),
+        vec!["kept".to_string()]
+    );
+}
+
+#[test]
+fn refuses_a_public_address_without_a_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gnomon"))
+        .args(["serve", "--listen", "0.0.0.0:0", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--token") && stderr.contains("--insecure"),
+        "{stderr}"
+    );
+}
