@@ -256,12 +256,37 @@ async fn members_join_with_join_and_can_be_removed() {
     cluster.nodes[2].start(&["--join", &seed]);
     cluster.wait_converged(3).await;
 
-    let (status, body) = cluster.delete(1, "/v1/cluster/members/3").await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    // Remove node 3 with the command-line client, through a follower or the leader.
+    let server = cluster.nodes[1].url();
+    let gnomon = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_gnomon"))
+            .args(args)
+            .args(["--server", &server])
+            .output()
+            .unwrap()
+    };
+    let out = gnomon(&["cluster", "remove", "3"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     cluster.nodes[2].kill();
     cluster.wait_converged(2).await;
-    let members = cluster.status(0).await.unwrap()["members"].clone();
-    assert_eq!(members.as_array().unwrap().len(), 2, "{members}");
+    let out = gnomon(&["cluster", "status"]);
+    assert!(out.status.success());
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ids: Vec<u64> = status["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ids, vec![1, 2]);
+    // Removing it again names the problem and exits non-zero.
+    let out = gnomon(&["cluster", "remove", "3"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown_member"));
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -1,5 +1,7 @@
 //! The command line: `gnomon serve`, `gnomon cron …` and the client subcommands.
 
+pub mod client;
+pub mod cluster;
 pub mod cron;
 pub mod serve;
 
@@ -21,6 +23,8 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Evaluate and explain cron expressions offline.
     Cron(cron::CronArgs),
+    /// Inspect and change the cluster's membership.
+    Cluster(cluster::ClusterArgs),
 }
 
 /// Parse the command line, run the chosen subcommand and return its exit code.
@@ -29,6 +33,7 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Cron(args) => cron::run(args),
+        Command::Cluster(args) => cluster::run(args),
     }
 }
 
