@@ -375,3 +375,45 @@ fn refuses_a_public_address_without_a_token() {
         "{stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_killed_mid_write_keeps_everything_it_acknowledged() {
+    let mut cluster = TestCluster::empty(1, &[]);
+    cluster.nodes[0].start(&[]);
+    cluster.wait_ready(0).await;
+    let url = cluster.nodes[0].url();
+    // Sixteen writers hammer the node; it is killed while they are mid-flight.
+    let mut writers = Vec::new();
+    for w in 0..16 {
+        let (http, url) = (cluster.http.clone(), url.clone());
+        writers.push(tokio::spawn(async move {
+            let mut acknowledged = Vec::new();
+            for i in 0.. {
+                let name = format!("w{w}-{i}");
+                let body = json!({ "owner": "w", "ttl_ms": 3_600_000 });
+                match http.post(format!("{url}/v1/locks/{name}/acquire")).json(&body).send().await {
+                    Ok(r) if r.status() == StatusCode::OK => acknowledged.push(name),
+                    _ => break, // the node is gone
+                }
+            }
+            acknowledged
+        }));
+    }
+    wait_for("a few hundred writes", Duration::from_secs(30), || async {
+        let (_, body) = cluster.get(0, "/v1/locks?stale=true").await;
+        (body["locks"].as_array().map_or(0, Vec::len) >= 300).then_some(())
+    })
+    .await;
+    cluster.nodes[0].kill();
+    let mut acknowledged = Vec::new();
+    for w in writers {
+        acknowledged.extend(w.await.unwrap());
+    }
+    acknowledged.sort();
+
+    cluster.nodes[0].start(&[]);
+    cluster.wait_ready(0).await;
+    let held = lock_names(&cluster, 0).await.unwrap();
+    let missing: Vec<_> = acknowledged.iter().filter(|n| !held.contains(n)).collect();
+    assert!(missing.is_empty(), "{} acknowledged writes lost: {missing:?}", missing.len());
+}
