@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use axum::http::{HeaderName, Request};
+use axum::routing::get;
 use axum::Router;
 use gnomon_raft::{Consensus, Settings};
 use gnomon_storage::tables::RAFT_META;
@@ -19,6 +20,7 @@ use tower_http::request_id::{
 use tower_http::trace::TraceLayer;
 
 use crate::api::{self, AppState};
+use crate::metrics::Metrics;
 
 /// Everything `gnomon serve` needs to start a node.
 #[derive(Debug, Clone)]
@@ -165,11 +167,22 @@ pub async fn run(
 }
 
 fn router(config: &NodeConfig, consensus: Consensus) -> Router {
+    let metrics = Arc::new(Metrics::default());
     let state = AppState {
         consensus: consensus.clone(),
+        metrics: metrics.clone(),
     };
     let request_id = HeaderName::from_static("x-request-id");
-    let mut app = api::app(state, config.max_body_bytes).merge(consensus.router());
+    let mut app = api::app(state, config.max_body_bytes)
+        .merge(consensus.router())
+        .route(
+            "/metrics",
+            get(crate::metrics::serve).with_state((metrics.clone(), consensus)),
+        )
+        .route_layer(axum::middleware::from_fn_with_state(
+            metrics,
+            crate::metrics::track_http,
+        ));
     if let Some(token) = &config.token {
         let token: Arc<str> = Arc::from(token.as_str());
         app = app.layer(axum::middleware::from_fn_with_state(

@@ -55,6 +55,32 @@ async fn three_processes_form_one_cluster_over_http() {
             assert_eq!(m["voter"], true);
         }
     }
+    // Exactly one node reports itself leader on /metrics; all name the same one.
+    let mut leaders = 0;
+    for node in &cluster.nodes {
+        let text = cluster
+            .http
+            .get(format!("{}/metrics", node.url()))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let value = |name: &str| -> u64 {
+            let line = text
+                .lines()
+                .find(|l| l.starts_with(&format!("{name} ")))
+                .unwrap();
+            line.rsplit(' ').next().unwrap().parse().unwrap()
+        };
+        leaders += value("gnomon_raft_is_leader");
+        assert_eq!(value("gnomon_raft_leader_id"), leader);
+        assert!(text.contains(
+            r#"gnomon_http_requests_total{route="/v1/cluster",method="GET",status="200"}"#
+        ));
+    }
+    assert_eq!(leaders, 1);
     // Every member is reachable from the leader's point of view, as every node reports it.
     wait_for(
         "every member to be reported reachable",
@@ -391,7 +417,12 @@ async fn a_node_killed_mid_write_keeps_everything_it_acknowledged() {
             for i in 0.. {
                 let name = format!("w{w}-{i}");
                 let body = json!({ "owner": "w", "ttl_ms": 3_600_000 });
-                match http.post(format!("{url}/v1/locks/{name}/acquire")).json(&body).send().await {
+                match http
+                    .post(format!("{url}/v1/locks/{name}/acquire"))
+                    .json(&body)
+                    .send()
+                    .await
+                {
                     Ok(r) if r.status() == StatusCode::OK => acknowledged.push(name),
                     _ => break, // the node is gone
                 }
@@ -415,5 +446,9 @@ async fn a_node_killed_mid_write_keeps_everything_it_acknowledged() {
     cluster.wait_ready(0).await;
     let held = lock_names(&cluster, 0).await.unwrap();
     let missing: Vec<_> = acknowledged.iter().filter(|n| !held.contains(n)).collect();
-    assert!(missing.is_empty(), "{} acknowledged writes lost: {missing:?}", missing.len());
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged writes lost: {missing:?}",
+        missing.len()
+    );
 }

@@ -330,8 +330,28 @@ impl Consensus {
             .map(drop)
     }
 
-    /// The cluster as this node sees it; `reachable` is the leader's view.
+    /// The cluster as this node sees it; `reachable` is the leader's view
+    /// (asked of the leader when this node is a follower).
     pub async fn status(&self) -> ClusterStatus {
+        let mut status = self.status_local().await;
+        if status.leader_id.is_some_and(|l| l != self.inner.id) {
+            let asked = tokio::time::timeout(
+                Duration::from_secs(1),
+                self.on_leader(Forward::Reachability, true),
+            )
+            .await;
+            if let Ok(Ok(Forwarded::Reachability(ids))) = asked {
+                for m in &mut status.members {
+                    m.reachable = ids.contains(&m.id);
+                }
+            }
+        }
+        status
+    }
+
+    /// The cluster from this node's own knowledge only, without asking the
+    /// leader: a follower reports only itself as reachable.
+    pub async fn status_local(&self) -> ClusterStatus {
         let metrics = self.metrics().borrow().clone();
         let committed = self
             .inner
@@ -339,18 +359,10 @@ impl Consensus {
             .with_raft_state(|st| st.committed.map_or(0, |c| c.index))
             .await
             .unwrap_or(0);
-        let reachable: BTreeSet<NodeId> = match metrics.current_leader {
-            Some(leader) if leader == self.inner.id => self.reachable_peers().into_iter().collect(),
-            Some(_) => match tokio::time::timeout(
-                Duration::from_secs(1),
-                self.on_leader(Forward::Reachability, true),
-            )
-            .await
-            {
-                Ok(Ok(Forwarded::Reachability(ids))) => ids.into_iter().collect(),
-                _ => BTreeSet::from([self.inner.id]),
-            },
-            None => BTreeSet::from([self.inner.id]),
+        let reachable: BTreeSet<NodeId> = if metrics.current_leader == Some(self.inner.id) {
+            self.reachable_peers().into_iter().collect()
+        } else {
+            BTreeSet::from([self.inner.id])
         };
         let membership = metrics.membership_config.membership();
         let voters: BTreeSet<NodeId> = membership.voter_ids().collect();

@@ -13,6 +13,8 @@ pub mod json;
 pub mod locks;
 mod wait;
 
+use std::sync::Arc;
+
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
 use gnomon_raft::Consensus;
@@ -23,6 +25,8 @@ use serde::Deserialize;
 pub struct AppState {
     /// The node's replica: proposals, linearizable reads, membership.
     pub consensus: Consensus,
+    /// What the node counts for `/metrics`.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// `?stale=true` skips the read-index round trip: the answer is this node's
