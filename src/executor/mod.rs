@@ -10,9 +10,10 @@
 //!   (from 1) and `Gnomon-Fencing-Token`. A 2xx is success. The timeout
 //!   (default 10 s) covers connecting, the response and reading its body.
 //! * **Shell targets** run `/bin/sh -c COMMAND` in a new process group, with
-//!   stdin from `/dev/null`, the node's environment plus `GNOMON_RUN_ID`,
-//!   `GNOMON_JOB`, `GNOMON_SCHEDULED_FOR`, `GNOMON_ATTEMPT` and
-//!   `GNOMON_FENCING_TOKEN`, and stdout and stderr joined in one pipe. Exit
+//!   stdin from `/dev/null`, stdout and stderr joined in one pipe, and the
+//!   node's environment without its own `GNOMON_*` variables (such as
+//!   `GNOMON_TOKEN`) but with `GNOMON_RUN_ID`, `GNOMON_JOB`,
+//!   `GNOMON_SCHEDULED_FOR`, `GNOMON_ATTEMPT` and `GNOMON_FENCING_TOKEN`. Exit
 //!   status 0 is success. On timeout (default 60 s) or cancellation the whole
 //!   group gets `SIGTERM`, then `SIGKILL` after [`KILL_GRACE`]. When the
 //!   shell exits by itself, whatever it left running in its group is ended

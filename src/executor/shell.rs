@@ -2,6 +2,7 @@
 //! timeout or a cancellation can end the command together with everything it
 //! started, and nothing outlives the attempt.
 
+use std::ffi::{OsStr, OsString};
 use std::io;
 use std::os::fd::OwnedFd;
 use std::os::unix::process::ExitStatusExt;
@@ -39,22 +40,48 @@ pub(super) async fn run(
     ctx: &AttemptContext,
     cancel: &CancellationToken,
 ) -> AttemptReport {
-    run_with_grace(command, timeout, KILL_GRACE, ctx, cancel).await
+    run_with(command, timeout, ctx, cancel, Settings::of_this_node()).await
 }
 
-async fn run_with_grace(
+/// What the node, not the job, decides about a shell attempt.
+struct Settings {
+    /// How long the group has between `SIGTERM` and `SIGKILL`.
+    grace: Duration,
+    /// The environment the command inherits, before [`is_private`] variables
+    /// are taken out.
+    parent_env: Vec<(OsString, OsString)>,
+}
+
+impl Settings {
+    fn of_this_node() -> Self {
+        Self {
+            grace: KILL_GRACE,
+            parent_env: std::env::vars_os().collect(),
+        }
+    }
+}
+
+/// Whether an inherited variable is kept from commands: every `GNOMON_*`
+/// variable of the node (such as `GNOMON_TOKEN`, the API's bearer token), so
+/// that the only ones a command sees are those SPEC §5 gives it.
+fn is_private(name: &OsStr) -> bool {
+    name.as_encoded_bytes().starts_with(b"GNOMON_")
+}
+
+async fn run_with(
     command: &str,
     timeout: Duration,
-    grace: Duration,
     ctx: &AttemptContext,
     cancel: &CancellationToken,
+    settings: Settings,
 ) -> AttemptReport {
+    let grace = settings.grace;
     let deadline = Instant::now() + timeout;
     let (writer, reader) = match pipe::pipe() {
         Ok(ends) => ends,
         Err(e) => return AttemptReport::failed(format!("could not create the output pipe: {e}")),
     };
-    let mut child = match spawn(command, ctx, writer) {
+    let mut child = match spawn(command, ctx, writer, settings.parent_env) {
         Ok(child) => child,
         Err(e) => return AttemptReport::failed(format!("could not start /bin/sh: {e}")),
     };
@@ -129,7 +156,12 @@ async fn run_with_grace(
 
 /// Starts `/bin/sh -c COMMAND` as the leader of a new process group, with
 /// stdout and stderr both on `writer`.
-fn spawn(command: &str, ctx: &AttemptContext, writer: pipe::Sender) -> io::Result<Child> {
+fn spawn(
+    command: &str,
+    ctx: &AttemptContext,
+    writer: pipe::Sender,
+    parent_env: Vec<(OsString, OsString)>,
+) -> io::Result<Child> {
     let stdout: OwnedFd = writer.into_blocking_fd()?;
     let stderr = stdout.try_clone()?;
     let mut shell = Command::new("/bin/sh");
@@ -139,6 +171,8 @@ fn spawn(command: &str, ctx: &AttemptContext, writer: pipe::Sender) -> io::Resul
         .stdin(Stdio::null())
         .stdout(Stdio::from(stdout))
         .stderr(Stdio::from(stderr))
+        .env_clear()
+        .envs(parent_env.into_iter().filter(|(name, _)| !is_private(name)))
         .env("GNOMON_RUN_ID", &ctx.run_id)
         .env("GNOMON_JOB", &ctx.job)
         .env("GNOMON_SCHEDULED_FOR", ctx.scheduled_for())
@@ -386,6 +420,37 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn inherits_the_node_environment_but_not_its_gnomon_variables() {
+        let settings = Settings {
+            parent_env: vec![
+                ("PATH".into(), "/usr/bin:/bin".into()),
+                ("TEAM".into(), "billing".into()),
+                ("GNOMON_TOKEN".into(), "secret".into()),
+                ("GNOMON_ATTEMPT".into(), "forged".into()),
+            ],
+            ..Settings::of_this_node()
+        };
+        let report = run_with(
+            "env | grep -e ^GNOMON_ -e ^TEAM= | sort",
+            Duration::from_secs(10),
+            &ctx(),
+            &CancellationToken::new(),
+            settings,
+        )
+        .await;
+        assert_eq!(report.outcome, AttemptOutcome::Succeeded, "{report:?}");
+        assert_eq!(
+            report.output,
+            "GNOMON_ATTEMPT=2\n\
+             GNOMON_FENCING_TOKEN=17\n\
+             GNOMON_JOB=backup\n\
+             GNOMON_RUN_ID=backup@1774746000000\n\
+             GNOMON_SCHEDULED_FOR=2026-03-29T01:00:00Z\n\
+             TEAM=billing\n"
+        );
+    }
+
+    #[tokio::test]
     async fn reports_the_exit_code() {
         let report = run(&shell("echo failing; exit 7", 10_000)).await;
         assert_eq!(report.outcome, AttemptOutcome::Failed, "{report:?}");
@@ -466,12 +531,16 @@ mod tests {
         let pid_file = dir.path().join("pid");
         let command = format!("trap '' TERM; {}", with_grandchild(&pid_file));
         let started = std::time::Instant::now();
-        let report = run_with_grace(
+        let settings = Settings {
+            grace: Duration::from_millis(300),
+            ..Settings::of_this_node()
+        };
+        let report = run_with(
             &command,
             Duration::from_millis(500),
-            Duration::from_millis(300),
             &ctx(),
             &CancellationToken::new(),
+            settings,
         )
         .await;
         assert_eq!(report.outcome, AttemptOutcome::TimedOut, "{report:?}");
