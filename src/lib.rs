@@ -6,12 +6,14 @@
 //!
 //! * [`cli`]: the command line, both the server and the client subcommands.
 //! * [`api`]: the public HTTP API and its error shape.
+//! * [`executor`]: running one attempt of a job's target and reporting it.
 //! * [`metrics`]: Prometheus metrics.
 //! * [`node`]: wiring a running node together.
 //! * [`schedule`]: cron dialects, time zones and daylight saving.
 
 pub mod api;
 pub mod cli;
+pub mod executor;
 pub mod metrics;
 pub mod node;
 pub mod schedule;
