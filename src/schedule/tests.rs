@@ -1,0 +1,1 @@
+//! Unit tests of the engine: next fire times around DST and the day rules.
