@@ -189,9 +189,10 @@ fn offset(secs: i64) -> String {
     format!("{sign}{:02}:{:02}", a / 3600, a / 60 % 60)
 }
 
-/// The matching readings in `[lo, hi)`, described: "02:30", "02:00 and
-/// 02:30", or "60 fire times from 02:00 to 02:59".
-fn matches_in(calendar: &Calendar, lo: i64, hi: i64) -> Option<String> {
+/// The matching readings in `[lo, hi)`, described ("fire time 02:30",
+/// "fire times 02:00 and 02:30", "60 fire times from 02:00 to 02:59"), and
+/// whether that is more than one.
+fn matches_in(calendar: &Calendar, lo: i64, hi: i64) -> Option<(String, bool)> {
     let mut found = Vec::new();
     let mut count = 0usize;
     let mut last = lo;
@@ -204,16 +205,13 @@ fn matches_in(calendar: &Calendar, lo: i64, hi: i64) -> Option<String> {
         last = r;
         at = r + 1;
     }
-    match count {
-        0 => None,
-        1 => Some(format!("fire time {}", found[0])),
-        2..=4 => Some(format!("fire times {}", join(found))),
-        n => Some(format!(
-            "{n} fire times from {} to {}",
-            found[0],
-            clock(last)
-        )),
-    }
+    let text = match count {
+        0 => return None,
+        1 => format!("fire time {}", found[0]),
+        2..=4 => format!("fire times {}", join(found)),
+        n => format!("{n} fire times from {} to {}", found[0], clock(last)),
+    };
+    Some((text, count > 1))
 }
 
 fn dst_warnings(
@@ -236,11 +234,16 @@ fn dst_warnings(
     for (at, before, after) in zone.changes_between(start, start + WARN_HORIZON_SECS) {
         let (old, new) = (at + before, at + after);
         if after > before {
-            let Some(times) = matches_in(calendar, old, new) else {
+            let Some((times, many)) = matches_in(calendar, old, new) else {
                 continue;
             };
+            let (verb, they) = if many {
+                ("do not exist", "they fire")
+            } else {
+                ("does not exist", "it fires")
+            };
             let what = format!(
-                "on {} the clocks in {name} jump from {} to {}, so {times} do not exist that day",
+                "on {} the clocks in {name} jump from {} to {}, so {times} {verb} that day",
                 date(old),
                 clock(old),
                 clock(new)
@@ -249,7 +252,7 @@ fn dst_warnings(
                 Warning {
                     code: "dst_moved",
                     message: format!(
-                        "{what}; under {policy} they fire once, at {}{} ({})",
+                        "{what}; under {policy} {they} once, at {}{} ({})",
                         clock(new),
                         offset(after),
                         fire_time(schedule, DateTime::from_timestamp(at, 0).unwrap_or(from)).utc
@@ -258,15 +261,20 @@ fn dst_warnings(
             } else {
                 Warning {
                     code: "dst_skipped",
-                    message: format!("{what}; under {policy} they do not fire"),
+                    message: format!("{what}; under {policy} {} not fire", if many { "they do" } else { "it does" }),
                 }
             });
         } else {
-            let Some(times) = matches_in(calendar, new, old) else {
+            let Some((times, many)) = matches_in(calendar, new, old) else {
                 continue;
             };
+            let (verb, they) = if many {
+                ("occur", "they fire")
+            } else {
+                ("occurs", "it fires")
+            };
             let what = format!(
-                "on {} the clocks in {name} go back from {} to {}, so {times} occur twice \
+                "on {} the clocks in {name} go back from {} to {}, so {times} {verb} twice \
                  (at {} and at {})",
                 date(new),
                 clock(old),
@@ -278,14 +286,14 @@ fn dst_warnings(
                 Warning {
                     code: "dst_first_occurrence",
                     message: format!(
-                        "{what}; under {policy} they fire only at the first, {}",
+                        "{what}; under {policy} {they} only at the first, {}",
                         offset(before)
                     ),
                 }
             } else {
                 Warning {
                     code: "dst_doubled",
-                    message: format!("{what}; under {policy} they fire at both"),
+                    message: format!("{what}; under {policy} {they} at both"),
                 }
             });
         }
