@@ -53,8 +53,14 @@ async fn validate_handler(ApiJson(req): ApiJson<ValidateRequest>) -> Result<Resp
         None => Utc::now(),
     };
     let result = (|| {
-        let dialect = req.dialect.as_deref().map_or(Ok(Dialect::default()), str::parse)?;
-        let dst = req.dst.as_deref().map_or(Ok(DstPolicy::default()), str::parse)?;
+        let dialect = req
+            .dialect
+            .as_deref()
+            .map_or(Ok(Dialect::default()), str::parse)?;
+        let dst = req
+            .dst
+            .as_deref()
+            .map_or(Ok(DstPolicy::default()), str::parse)?;
         let tz = req.timezone.as_deref().unwrap_or("UTC");
         validate(&req.expr, dialect, tz, dst, from, count)
     })();

@@ -78,14 +78,19 @@ pub fn run(args: CronArgs) -> ExitCode {
     }
 }
 
-fn setup(common: &Common, count: &str, min: usize) -> Result<(Schedule, DateTime<Utc>, usize), String> {
-    let dialect: Dialect = common.dialect.parse().map_err(|e| format!("--dialect: {e}"))?;
+fn setup(
+    common: &Common,
+    count: &str,
+    min: usize,
+) -> Result<(Schedule, DateTime<Utc>, usize), String> {
+    let dialect: Dialect = common
+        .dialect
+        .parse()
+        .map_err(|e| format!("--dialect: {e}"))?;
     let dst: DstPolicy = common.dst.parse().map_err(|e| format!("--dst: {e}"))?;
     let from = match &common.from {
         Some(text) => DateTime::parse_from_rfc3339(text)
-            .map_err(|e| {
-                format!("--from `{text}`: {e}; write it like 2026-03-29T00:00:00+01:00")
-            })?
+            .map_err(|e| format!("--from `{text}`: {e}; write it like 2026-03-29T00:00:00+01:00"))?
             .with_timezone(&Utc),
         None => Utc::now(),
     };
@@ -126,7 +131,10 @@ fn explain_cmd(common: &Common, count: &str, json: bool) -> Result<(), String> {
     let v = explain(&schedule, from, count);
     if json {
         // Serializing plain strings and vectors cannot fail.
-        println!("{}", serde_json::to_string_pretty(&v).expect("validation serializes"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&v).expect("validation serializes")
+        );
         return Ok(());
     }
     println!("expression:  {}", schedule.expression());

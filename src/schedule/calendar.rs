@@ -32,7 +32,15 @@ pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let mp = (5 * doy + 2) / 153;
     let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
     let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { yoe + era * 400 + 1 } else { yoe + era * 400 }, m, d)
+    (
+        if m <= 2 {
+            yoe + era * 400 + 1
+        } else {
+            yoe + era * 400
+        },
+        m,
+        d,
+    )
 }
 
 /// 0 = Sunday … 6 = Saturday.
@@ -117,7 +125,9 @@ impl Days {
         for item in &dow.items {
             match *item {
                 Item::LastOf(d) => days.last_of |= 1 << super::field::dow_internal(d, dialect),
-                Item::Nth(d, n) => days.nth[super::field::dow_internal(d, dialect) as usize] |= 1 << n,
+                Item::Nth(d, n) => {
+                    days.nth[super::field::dow_internal(d, dialect) as usize] |= 1 << n
+                }
                 _ => {}
             }
         }
@@ -314,7 +324,11 @@ impl Calendar {
 
     /// First matching time of day at or after `tod` seconds, in seconds.
     fn next_time(&self, tod: i64) -> Option<i64> {
-        let (h, mi, s) = ((tod / 3600) as u32, (tod / 60 % 60) as u32, (tod % 60) as u32);
+        let (h, mi, s) = (
+            (tod / 3600) as u32,
+            (tod / 60 % 60) as u32,
+            (tod % 60) as u32,
+        );
         let first_s = i64::from(self.seconds.trailing_zeros());
         let first_m = i64::from(self.minutes.trailing_zeros());
         let at = |h: u32, m: i64, s: i64| i64::from(h) * 3600 + m * 60 + s;
@@ -374,7 +388,9 @@ mod tests {
 
     #[test]
     fn civil_round_trip() {
-        for z in [-1_000_000, -719_468, -1, 0, 1, 59, 10_957, 20_000, 2_000_000] {
+        for z in [
+            -1_000_000, -719_468, -1, 0, 1, 59, 10_957, 20_000, 2_000_000,
+        ] {
             let (y, m, d) = civil_from_days(z);
             assert_eq!(days_from_civil(y, m, d), z);
         }

@@ -239,7 +239,10 @@ mod tests {
             d("*/15 9-17 * * mon-fri", Dialect::Cron),
             "every 15 minutes in hours 9 through 17, on Monday through Friday"
         );
-        assert_eq!(d("0 * * * *", Dialect::Cron), "at minute 0 of every hour, every day");
+        assert_eq!(
+            d("0 * * * *", Dialect::Cron),
+            "at minute 0 of every hour, every day"
+        );
         assert_eq!(
             d("0 0 12 ? * FRI#2", Dialect::Quartz),
             "at 12:00, on the second Friday of the month"
@@ -256,6 +259,9 @@ mod tests {
             d("0 0 0 1 1 * 2030", Dialect::Cron),
             "at 00:00, on day 1 of the month, in January, in year 2030"
         );
-        assert_eq!(d("@every 90s", Dialect::Cron), "every 1m30s, counted from 1970-01-01T00:00:00Z");
+        assert_eq!(
+            d("@every 90s", Dialect::Cron),
+            "every 1m30s, counted from 1970-01-01T00:00:00Z"
+        );
     }
 }

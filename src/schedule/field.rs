@@ -156,7 +156,10 @@ impl Field {
 
     /// A field built from items rather than text (macro expansions).
     pub fn from_items(kind: FieldKind, items: Vec<Item>) -> Field {
-        let starts_with_star = matches!(items.first(), Some(Item::Star | Item::Step(StepBase::Star, _)));
+        let starts_with_star = matches!(
+            items.first(),
+            Some(Item::Star | Item::Step(StepBase::Star, _))
+        );
         Field {
             kind,
             items,
@@ -245,7 +248,11 @@ pub fn dow_internal(v: u32, dialect: Dialect) -> u32 {
 /// Values a..=b stepping by `step`, wrapping past `max` back to `min` when a > b.
 fn range_values(a: u32, b: u32, min: u32, max: u32, step: u32) -> impl Iterator<Item = u32> {
     let span = max - min + 1;
-    let len = if a <= b { b - a + 1 } else { (max - a + 1) + (b - min + 1) };
+    let len = if a <= b {
+        b - a + 1
+    } else {
+        (max - a + 1) + (b - min + 1)
+    };
     (0..len)
         .step_by(step as usize)
         .map(move |k| min + (a - min + k) % span)
@@ -439,22 +446,43 @@ mod tests {
         assert_eq!(bits(FieldKind::Minute, "5/20", c), set(&[5, 25, 45]));
         assert_eq!(bits(FieldKind::Hour, "22-2", c), set(&[22, 23, 0, 1, 2]));
         assert_eq!(bits(FieldKind::Hour, "1,3,5-6", c), set(&[1, 3, 5, 6]));
-        assert_eq!(bits(FieldKind::DayOfMonth, "*/10", c), set(&[1, 11, 21, 31]));
+        assert_eq!(
+            bits(FieldKind::DayOfMonth, "*/10", c),
+            set(&[1, 11, 21, 31])
+        );
     }
 
     #[test]
     fn day_of_week_numbering() {
         assert_eq!(bits(FieldKind::DayOfWeek, "7", Dialect::Cron), set(&[0]));
-        assert_eq!(bits(FieldKind::DayOfWeek, "0-7", Dialect::Cron), set(&[0, 1, 2, 3, 4, 5, 6]));
-        assert_eq!(bits(FieldKind::DayOfWeek, "mon-fri", Dialect::Cron), set(&[1, 2, 3, 4, 5]));
-        assert_eq!(bits(FieldKind::DayOfWeek, "2-6", Dialect::Quartz), set(&[1, 2, 3, 4, 5]));
-        assert_eq!(bits(FieldKind::DayOfWeek, "Sun", Dialect::Quartz), set(&[0]));
-        assert_eq!(bits(FieldKind::DayOfWeek, "FRI-MON", Dialect::Cron), set(&[5, 6, 0, 1]));
+        assert_eq!(
+            bits(FieldKind::DayOfWeek, "0-7", Dialect::Cron),
+            set(&[0, 1, 2, 3, 4, 5, 6])
+        );
+        assert_eq!(
+            bits(FieldKind::DayOfWeek, "mon-fri", Dialect::Cron),
+            set(&[1, 2, 3, 4, 5])
+        );
+        assert_eq!(
+            bits(FieldKind::DayOfWeek, "2-6", Dialect::Quartz),
+            set(&[1, 2, 3, 4, 5])
+        );
+        assert_eq!(
+            bits(FieldKind::DayOfWeek, "Sun", Dialect::Quartz),
+            set(&[0])
+        );
+        assert_eq!(
+            bits(FieldKind::DayOfWeek, "FRI-MON", Dialect::Cron),
+            set(&[5, 6, 0, 1])
+        );
     }
 
     #[test]
     fn names_in_any_case() {
-        assert_eq!(bits(FieldKind::Month, "jan,Jul,DEC", Dialect::Cron), set(&[1, 7, 12]));
+        assert_eq!(
+            bits(FieldKind::Month, "jan,Jul,DEC", Dialect::Cron),
+            set(&[1, 7, 12])
+        );
     }
 
     #[test]

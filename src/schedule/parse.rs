@@ -126,13 +126,12 @@ fn parse_macro(
                 },
             });
         };
-        let period_ms = parse_duration(duration).map_err(|reason| {
-            ScheduleError::InvalidDuration {
+        let period_ms =
+            parse_duration(duration).map_err(|reason| ScheduleError::InvalidDuration {
                 text: duration.to_string(),
                 position: *dpos,
                 reason,
-            }
-        })?;
+            })?;
         return Ok(Parsed {
             expr: Expr::Every { period_ms },
             written_fields: 0,
@@ -274,7 +273,10 @@ mod tests {
     #[test]
     fn normalized_forms() {
         let n = |t: &str, d| render(&parse(t, d).unwrap());
-        assert_eq!(n("*/15 9-17 * * mon-fri", Dialect::Cron), "0 */15 9-17 * * 1-5");
+        assert_eq!(
+            n("*/15 9-17 * * mon-fri", Dialect::Cron),
+            "0 */15 9-17 * * 1-5"
+        );
         assert_eq!(n("0 0 12 ? * FRI#2", Dialect::Quartz), "0 0 12 ? * 6#2");
         assert_eq!(n("@daily", Dialect::Cron), "0 0 0 * * *");
         assert_eq!(n("@weekly", Dialect::Quartz), "0 0 0 * * 1");

@@ -261,7 +261,10 @@ fn dst_warnings(
             } else {
                 Warning {
                     code: "dst_skipped",
-                    message: format!("{what}; under {policy} {} not fire", if many { "they do" } else { "it does" }),
+                    message: format!(
+                        "{what}; under {policy} {} not fire",
+                        if many { "they do" } else { "it does" }
+                    ),
                 }
             });
         } else {
@@ -304,7 +307,10 @@ fn dst_warnings(
 fn uneven_step(field: &Field, dialect: Dialect) -> Option<String> {
     let (min, max) = match field.kind {
         FieldKind::Year => return None,
-        FieldKind::DayOfWeek => (field.kind.bounds(dialect).0, field.kind.bounds(dialect).0 + 6),
+        FieldKind::DayOfWeek => (
+            field.kind.bounds(dialect).0,
+            field.kind.bounds(dialect).0 + 6,
+        ),
         kind => kind.bounds(dialect),
     };
     let cycle = max - min + 1;

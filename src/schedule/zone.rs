@@ -112,13 +112,15 @@ impl Zone {
 
     /// The offset in force before segment `index` began, if it has a start.
     pub fn previous_offset(&self, index: usize) -> Option<i64> {
-        index
-            .checked_sub(1)
-            .map(|i| i64::from(self.offsets[i]))
+        index.checked_sub(1).map(|i| i64::from(self.offsets[i]))
     }
 
     /// Offset changes in `[from, to)`: (instant, offset before, offset after).
-    pub fn changes_between(&self, from: i64, to: i64) -> impl Iterator<Item = (i64, i64, i64)> + '_ {
+    pub fn changes_between(
+        &self,
+        from: i64,
+        to: i64,
+    ) -> impl Iterator<Item = (i64, i64, i64)> + '_ {
         let first = self.changes.partition_point(|&c| c < from);
         self.changes[first..]
             .iter()
@@ -126,7 +128,11 @@ impl Zone {
             .enumerate()
             .map(move |(k, &c)| {
                 let i = first + k;
-                (c, i64::from(self.offsets[i]), i64::from(self.offsets[i + 1]))
+                (
+                    c,
+                    i64::from(self.offsets[i]),
+                    i64::from(self.offsets[i + 1]),
+                )
             })
     }
 }
@@ -140,9 +146,7 @@ mod tests {
         let zone = Zone::get(chrono_tz::Europe::Berlin);
         // 2026-03-29T01:00:00Z and 2026-10-25T01:00:00Z (tz database: last
         // Sunday of March and October at 01:00 UTC).
-        let changes: Vec<_> = zone
-            .changes_between(1_767_225_600, 1_798_761_600)
-            .collect();
+        let changes: Vec<_> = zone.changes_between(1_767_225_600, 1_798_761_600).collect();
         assert_eq!(
             changes,
             vec![(1_774_746_000, 3600, 7200), (1_792_890_000, 7200, 3600)]

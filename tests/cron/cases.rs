@@ -54,8 +54,18 @@ fn load() -> Vec<Case> {
 }
 
 fn run(case: &Case) -> Result<(), String> {
-    let dialect: Dialect = case.dialect.as_deref().unwrap_or("cron").parse().map_err(|e| format!("{e}"))?;
-    let dst: DstPolicy = case.dst.as_deref().unwrap_or("once").parse().map_err(|e| format!("{e}"))?;
+    let dialect: Dialect = case
+        .dialect
+        .as_deref()
+        .unwrap_or("cron")
+        .parse()
+        .map_err(|e| format!("{e}"))?;
+    let dst: DstPolicy = case
+        .dst
+        .as_deref()
+        .unwrap_or("once")
+        .parse()
+        .map_err(|e| format!("{e}"))?;
     let tz = case.tz.as_deref().unwrap_or("UTC");
     let schedule = Schedule::parse(&case.expr, dialect, tz, dst).map_err(|e| e.to_string())?;
     let from = DateTime::parse_from_rfc3339(&case.from)
@@ -67,11 +77,17 @@ fn run(case: &Case) -> Result<(), String> {
         .map(|t| fire_time(&schedule, t).local)
         .collect();
     if case.end && got.len() > case.expect.len() {
-        return Err(format!("expected no fire time after {:?}, got {:?}", case.expect, got));
+        return Err(format!(
+            "expected no fire time after {:?}, got {:?}",
+            case.expect, got
+        ));
     }
     got.truncate(case.expect.len());
     if got != case.expect {
-        return Err(format!("expected {:?}\n           got {:?}", case.expect, got));
+        return Err(format!(
+            "expected {:?}\n           got {:?}",
+            case.expect, got
+        ));
     }
     Ok(())
 }
@@ -100,10 +116,22 @@ fn cron_cases_file() {
 #[test]
 fn cron_cases_cover_dst_in_six_zones_under_both_policies() {
     let cases = load();
-    let dst_zones = ["Europe/Berlin", "America/New_York", "Australia/Lord_Howe", "America/Sao_Paulo", "Asia/Hebron", "Pacific/Apia", "Europe/London", "Australia/Sydney", "America/Havana"];
+    let dst_zones = [
+        "Europe/Berlin",
+        "America/New_York",
+        "Australia/Lord_Howe",
+        "America/Sao_Paulo",
+        "Asia/Hebron",
+        "Pacific/Apia",
+        "Europe/London",
+        "Australia/Sydney",
+        "America/Havana",
+    ];
     let dst: Vec<&Case> = cases
         .iter()
-        .filter(|c| c.tz.as_deref().is_some_and(|z| dst_zones.contains(&z)) && !c.expr.starts_with("@every"))
+        .filter(|c| {
+            c.tz.as_deref().is_some_and(|z| dst_zones.contains(&z)) && !c.expr.starts_with("@every")
+        })
         .collect();
     assert!(dst.len() >= 25, "only {} DST cases", dst.len());
     let mut zones: Vec<&str> = dst.iter().filter_map(|c| c.tz.as_deref()).collect();

@@ -8,7 +8,9 @@
 //! policy; and no fire instant lies strictly between `t` and `next(t)`,
 //! checked minute by minute over a window of three days after `t`.
 
-use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, Offset, TimeZone, Timelike, Utc};
+use chrono::{
+    DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, Offset, TimeZone, Timelike, Utc,
+};
 use chrono_tz::Tz;
 use gnomon::schedule::{Dialect, DstPolicy, Schedule};
 use proptest::prelude::*;
@@ -76,7 +78,11 @@ fn star(items: &[It]) -> bool {
 }
 
 fn days_in_month(d: NaiveDate) -> u32 {
-    let (y, m) = if d.month() == 12 { (d.year() + 1, 1) } else { (d.year(), d.month() + 1) };
+    let (y, m) = if d.month() == 12 {
+        (d.year() + 1, 1)
+    } else {
+        (d.year(), d.month() + 1)
+    };
     NaiveDate::from_ymd_opt(y, m, 1)
         .expect("first of a month")
         .pred_opt()
@@ -98,7 +104,7 @@ fn dom_matches(item: &It, date: NaiveDate) -> bool {
     let day = date.day();
     let on = |d: u32| date.with_day(d).expect("day exists");
     match *item {
-        It::Last(n) => len >= n + 1 && day == len - n,
+        It::Last(n) => len > n && day == len - n,
         It::Weekday(d0) => {
             if d0 > len {
                 return false;
@@ -114,7 +120,10 @@ fn dom_matches(item: &It, date: NaiveDate) -> bool {
             day == nearest
         }
         It::LastWeekday => {
-            let last = (1..=len).rev().find(|&d| is_weekday(on(d))).expect("a weekday");
+            let last = (1..=len)
+                .rev()
+                .find(|&d| is_weekday(on(d)))
+                .expect("a weekday");
             day == last
         }
         _ => item.plain(day, 1),
@@ -169,7 +178,11 @@ impl Expr {
 }
 
 fn offset(tz: Tz, u: DateTime<Utc>) -> i64 {
-    i64::from(tz.offset_from_utc_datetime(&u.naive_utc()).fix().local_minus_utc())
+    i64::from(
+        tz.offset_from_utc_datetime(&u.naive_utc())
+            .fix()
+            .local_minus_utc(),
+    )
 }
 
 /// Is `u` a fire instant of `e` in `tz` under `dst`? (SPEC §6.)
@@ -179,7 +192,13 @@ fn fires(e: &Expr, tz: Tz, dst: DstPolicy, u: DateTime<Utc>) -> bool {
     if !fixed_once {
         return e.matches(reading);
     }
-    if e.matches(reading) && tz.from_local_datetime(&reading).earliest().map(|x| x.with_timezone(&Utc)) == Some(u) {
+    if e.matches(reading)
+        && tz
+            .from_local_datetime(&reading)
+            .earliest()
+            .map(|x| x.with_timezone(&Utc))
+            == Some(u)
+    {
         return true;
     }
     // A clock turned forward at u: skipped readings that match fire at u.
