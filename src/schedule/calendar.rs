@@ -375,11 +375,6 @@ impl Calendar {
             + i64::from(self.minutes.trailing_zeros()) * 60
             + i64::from(self.seconds.trailing_zeros())
     }
-
-    /// Whether a local reading matches.
-    pub fn matches(&self, local: i64) -> bool {
-        self.next_in(local, local + 1).is_some()
-    }
 }
 
 #[cfg(test)]
