@@ -99,14 +99,19 @@ fn time_phrase(sec: &Field, min: &Field, hour: &Field, namer: &Namer) -> String 
     } else {
         parts.push(namer.phrase(min, "minute"));
     }
-    if is_star(hour) {
-        if single(min).is_some() {
-            parts.push("of every hour".into());
-        }
-    } else {
-        parts.push(namer.phrase(hour, "hour"));
+    let mut text = parts.join(" ");
+    if !is_star(hour) {
+        let hours = namer.phrase(hour, "hour");
+        let sep = if hours.starts_with("every") {
+            ", "
+        } else {
+            " "
+        };
+        text = format!("{text}{sep}{hours}");
+    } else if !min.starts_with_star {
+        text.push_str(" of every hour");
     }
-    parts.join(" ")
+    text
 }
 
 fn day_phrase(dom: &Field, dow: &Field, namer: &Namer) -> String {

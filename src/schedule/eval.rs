@@ -62,6 +62,19 @@ impl Rule {
 /// The first fire instant at or after `from` (Unix seconds).
 fn next_calendar(calendar: &Calendar, zone: &Zone, once_fixed: bool, from: i64) -> Option<i64> {
     let mut segment = zone.segment_at(from);
+    if once_fixed && segment.start == Some(from) {
+        // `from` is the first instant after a change: if the clock jumped
+        // forward there, skipped fire times fire now.
+        if let Some(before) = zone.previous_offset(segment.index) {
+            if before < segment.offset
+                && calendar
+                    .next_in(from + before, from + segment.offset)
+                    .is_some()
+            {
+                return Some(from);
+            }
+        }
+    }
     let mut from = from;
     loop {
         let offset = segment.offset;

@@ -1,7 +1,7 @@
 //! The schedule engine: cron dialects, time zones and daylight saving
 //! (SPEC §6). A [`Schedule`] is an expression bound to a zone and a DST
 //! policy; the scheduler asks it for the next fire instant after the last
-//! slot it recorded, and [`validate`] explains a schedule to a person.
+//! slot it recorded, and [`validate()`] explains a schedule to a person.
 //!
 //! The evaluator is written here over chrono-tz rather than taken from a
 //! crate: the `cron` crate reads only seconds-first expressions, ANDs the
@@ -16,7 +16,7 @@
 //! * [`zone`]: a zone's offset changes;
 //! * [`eval`]: the next fire instant under a DST policy;
 //! * [`describe`]: the expression in plain English;
-//! * [`validate`]: description, preview and warnings for people.
+//! * [`mod@validate`]: description, preview and warnings for people.
 
 pub mod calendar;
 pub mod describe;

@@ -228,7 +228,7 @@ fn dst_warnings(
     } else if fixed_once {
         "dst=once".to_string()
     } else {
-        "dst=once, and the job follows the clock because a time field starts with `*`".to_string()
+        "dst=once (the job follows the clock: a time field starts with `*`)".to_string()
     };
     let name = schedule.timezone().name();
     for (at, before, after) in zone.changes_between(start, start + WARN_HORIZON_SECS) {

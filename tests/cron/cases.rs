@@ -1,7 +1,7 @@
 //! Runs `tests/data/cron_cases.txt`: each case's expected fire instants,
 //! written in the zone's local time with its offset, in order.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use gnomon::schedule::validate::fire_time;
 use gnomon::schedule::{Dialect, DstPolicy, Schedule};
 
@@ -88,6 +88,26 @@ fn run(case: &Case) -> Result<(), String> {
             "expected {:?}\n           got {:?}",
             case.expect, got
         ));
+    }
+    // Starting just before an expected instant (and after the one before it)
+    // must give that instant too.
+    let mut previous = from;
+    for text in &case.expect {
+        let expected = DateTime::parse_from_rfc3339(text)
+            .map_err(|e| format!("expect {text}: {e}"))?
+            .with_timezone(&Utc);
+        for delta in [TimeDelta::milliseconds(1), TimeDelta::seconds(1)] {
+            let start = expected - delta;
+            if start >= previous && schedule.next_after(start) != Some(expected) {
+                return Err(format!(
+                    "next_after({start}) = {:?}, expected {text}",
+                    schedule
+                        .next_after(start)
+                        .map(|t| fire_time(&schedule, t).local)
+                ));
+            }
+        }
+        previous = expected;
     }
     Ok(())
 }
