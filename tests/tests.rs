@@ -2,5 +2,6 @@
 //! `gnomon serve` processes on loopback ports and talk real HTTP.
 
 mod cluster;
+mod cron;
 mod locks;
 mod support;
