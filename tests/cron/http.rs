@@ -11,7 +11,9 @@ async fn post(body: &str) -> (StatusCode, Value) {
         .header("content-type", "application/json")
         .body(Body::from(body.to_string()))
         .expect("request");
-    let response = gnomon::api::app().oneshot(request).await.expect("response");
+    // The validate route needs no node state, so its router is served alone.
+    let app = axum::Router::new().nest("/v1", gnomon::api::cron::router::<()>());
+    let response = app.oneshot(request).await.expect("response");
     let status = response.status();
     let bytes = response
         .into_body()
@@ -209,4 +211,23 @@ async fn malformed_bodies_are_400_naming_the_field() {
     let (status, v) = post("{not json").await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
     assert_eq!(v["error"]["code"], "malformed_json");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_running_node_serves_validate() {
+    let cluster = crate::support::TestCluster::start(1, &[]).await;
+    let (status, body) = cluster
+        .post(
+            0,
+            "/v1/cron/validate",
+            json!({ "expr": "30 2 * * *", "timezone": "Europe/Berlin", "count": 1 }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["valid"], true);
+    let (status, body) = cluster
+        .post(0, "/v1/cron/validate", json!({ "expr": "0 0 30 2 *" }))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["error"]["code"], "never_fires");
 }
