@@ -10,6 +10,7 @@
 //! * [`metrics`]: Prometheus metrics.
 //! * [`node`]: wiring a running node together.
 //! * [`schedule`]: cron dialects, time zones and daylight saving.
+//! * [`scheduler`]: turning due slots into runs, on the leader.
 
 pub mod api;
 pub mod cli;
@@ -17,3 +18,4 @@ pub mod executor;
 pub mod metrics;
 pub mod node;
 pub mod schedule;
+pub mod scheduler;
