@@ -929,6 +929,7 @@ pub(crate) fn read_message(
 
 #[cfg(test)]
 mod tests {
+    use super::message as message_fn;
     use super::*;
     use crate::command::{
         Outcome, QueueAck, QueueEnqueue, QueueExtend, QueueLease, QueueNack, Tick,
@@ -1413,6 +1414,10 @@ mod tests {
         .validate()
         .is_err());
     }
-
-    use super::message as message_fn;
 }
+
+/// Random command sequences against an independent model of SPEC §4's
+/// delay queue, written from the rules in `delay_queue`'s documentation: a
+/// `BTreeMap` of messages, scanned in full where the real thing uses indexes.
+#[cfg(test)]
+pub(crate) mod model;

@@ -339,3 +339,8 @@ mod tests {
         assert!(t.sm.read().unwrap().ledger_records().unwrap().is_empty());
     }
 }
+
+/// Random command sequences against an independent model of SPEC §4's
+/// idempotency ledger: a `BTreeMap` of records.
+#[cfg(test)]
+pub(crate) mod model;
