@@ -8,8 +8,10 @@
 //! * [`api`]: the public HTTP API and its error shape.
 //! * [`node`]: wiring a running node together.
 //! * [`schedule`]: cron dialects, time zones and daylight saving.
+//! * [`timers`]: the leader's ticks, which let the log's clock act.
 
 pub mod api;
 pub mod cli;
 pub mod node;
 pub mod schedule;
+pub mod timers;
