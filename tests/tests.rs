@@ -2,5 +2,7 @@
 //! `gnomon serve` processes on loopback ports and talk real HTTP.
 
 mod cluster;
+mod ledger;
 mod locks;
+mod queues;
 mod support;
