@@ -275,7 +275,9 @@ async fn lease_after_due(http: &reqwest::Client, urls: &[String], rounds: usize)
         by_wall.push(Duration::from_millis(got_at.saturating_sub(due)));
         by_log.push(Duration::from_millis(leased_at - due));
     }
-    json!({ "wall_clock": summary(by_wall), "log_clock": summary(by_log) })
+    let mut samples: Vec<u128> = by_wall.iter().map(Duration::as_millis).collect();
+    samples.sort_unstable();
+    json!({ "wall_clock": summary(by_wall), "log_clock": summary(by_log), "wall_clock_samples_ms": samples })
 }
 
 #[tokio::main]

@@ -253,7 +253,8 @@ pub struct NewMessage<'a> {
     pub id: &'a str,
     /// The payload as JSON text.
     pub payload: &'a str,
-    /// When it becomes due, in log time (a past instant means now).
+    /// When it becomes due, in log time. A past instant is due at once,
+    /// and sorts before messages due later (older slots first).
     pub due_at_ms: u64,
     /// Deliveries allowed before it is dead-lettered, 1 or more.
     pub max_attempts: u32,
@@ -580,7 +581,7 @@ pub(crate) fn enqueue(ctx: &mut ApplyCtx<'_>, message: &NewMessage<'_>) -> Resul
         payload: message.payload.to_string(),
         seq,
         enqueued_at_ms: now,
-        due_at_ms: message.due_at_ms.max(now),
+        due_at_ms: message.due_at_ms,
         attempt: 0,
         max_attempts: message.max_attempts,
         dedup_key: message.dedup_key.map(str::to_string),
@@ -1372,7 +1373,7 @@ mod tests {
 
     #[test]
     fn other_commands_can_enqueue_and_cancel_inside_their_own_transaction() {
-        let t = TestSm::new();
+        let mut t = TestSm::new();
         let message = NewMessage {
             queue: "gnomon:attempts",
             id: "job/2026-01-01T00:00:00Z",
@@ -1413,6 +1414,26 @@ mod tests {
         }
         .validate()
         .is_err());
+        drop(view);
+
+        // An overdue slot enqueued later still sorts by its due time.
+        let at = |id, due_at_ms| NewMessage {
+            queue: "gnomon:attempts",
+            id,
+            payload: "{}",
+            due_at_ms,
+            max_attempts: 1,
+            dedup_key: None,
+        };
+        t.sm.with_ctx(1_000, |ctx| enqueue(ctx, &at("recent", 900)))
+            .unwrap();
+        t.sm.with_ctx(1_000, |ctx| enqueue(ctx, &at("overdue", 100)))
+            .unwrap();
+        let mut lease = lease_cmd("w", 10, 100, "l");
+        lease.queue = "gnomon:attempts".into();
+        let got = leased(t.one(1_000, lease));
+        assert_eq!(ids(&got), ["overdue", "recent"]);
+        assert_eq!(got[0].due_at_ms, 100);
     }
 }
 
