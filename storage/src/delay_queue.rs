@@ -21,7 +21,7 @@
 //! [`ACKED_RETENTION_MS`]. Every time is `log_now`, never a clock.
 //!
 //! Besides the commands in [`crate::command`], other commands' `apply` can
-//! use [`enqueue`], [`remove`] and [`message`] inside their own transaction,
+//! use `enqueue`, `remove` and `message` inside their own transaction,
 //! so that (for example) creating a run and enqueueing its first attempt is
 //! one atomic change. Queue names that start with [`RESERVED_PREFIX`] are
 //! for such internal use: the public API refuses to write to them.
@@ -244,7 +244,7 @@ pub enum QueueOutcome {
     LeaseNotHeld(NotHeld),
 }
 
-/// A message for [`enqueue`].
+/// A message for `enqueue`, the API other commands use.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewMessage<'a> {
     /// The queue (may be reserved).
@@ -263,7 +263,7 @@ pub struct NewMessage<'a> {
 }
 
 impl NewMessage<'_> {
-    /// Check the fields a caller supplies; [`enqueue`] expects valid input.
+    /// Check the fields a caller supplies; `enqueue` expects valid input.
     pub fn validate(&self) -> Result<(), InvalidInput> {
         check_name("queue", self.queue)?;
         check_name("id", self.id)?;

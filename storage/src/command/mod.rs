@@ -3,7 +3,7 @@
 //! A [`Batch`] is what one Raft log entry carries: the commands that reached
 //! the leader while the previous append was in flight, stamped with the
 //! leader's clock. Each command validates itself ([`Command::validate`]) and
-//! applies itself against an [`ApplyCtx`]; [`Command`] only dispatches.
+//! applies itself against an `ApplyCtx`; [`Command`] only dispatches.
 
 mod ledger_abandon;
 mod ledger_claim;
