@@ -9,8 +9,9 @@
 //! Prints one JSON object: for 1 and 16 concurrent clients (spread over the
 //! three nodes, so most requests are forwarded to the leader), the rate of
 //! enqueue+lease+ack and claim+complete cycles and p50/p99 latency per
-//! operation; and the latency of a long-polling lease after its message
-//! became due, by the wall clock and by the log's clock.
+//! operation; the latency of a long-polling lease after its message became
+//! due, by the wall clock and by the log's clock; and 1-client cycles on a
+//! queue holding thousands of delayed messages.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -120,19 +121,21 @@ fn summary(mut samples: Vec<Duration>) -> Value {
     })
 }
 
-/// Each client runs `cycles` enqueue+lease+ack cycles on a queue of its own.
+/// Each client runs `cycles` enqueue+lease+ack cycles on a queue of its
+/// own, or on `shared` if given.
 async fn queue_cycles(
     http: &reqwest::Client,
     urls: &[String],
     clients: usize,
     cycles: usize,
+    shared: Option<&str>,
 ) -> Value {
     let started = Instant::now();
     let mut tasks = Vec::new();
     for c in 0..clients {
         let (http, url) = (http.clone(), urls[c % urls.len()].clone());
+        let queue = shared.map_or_else(|| format!("bench-{clients}-{c}"), str::to_string);
         tasks.push(tokio::spawn(async move {
-            let queue = format!("bench-{clients}-{c}");
             let mut times = [Vec::new(), Vec::new(), Vec::new()];
             for _ in 0..cycles {
                 let (_, t) = post(
@@ -230,6 +233,37 @@ async fn ledger_cycles(
     })
 }
 
+/// Fill queue `backlog` with `delayed` messages due in an hour (32 clients
+/// at once), then time 1-client cycles on it: leases and acks should cost
+/// what they cost on an empty queue.
+async fn with_delayed_backlog(
+    http: &reqwest::Client,
+    urls: &[String],
+    delayed: usize,
+    cycles: usize,
+) -> Value {
+    let mut tasks = Vec::new();
+    for c in 0..32 {
+        let (http, url) = (http.clone(), urls[c % urls.len()].clone());
+        tasks.push(tokio::spawn(async move {
+            for _ in (c..delayed).step_by(32) {
+                post(
+                    &http,
+                    format!("{url}/v1/queues/backlog/messages"),
+                    json!({ "payload": { "job": "later" }, "delay_ms": 3_600_000 }),
+                )
+                .await;
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.expect("filler");
+    }
+    let mut result = queue_cycles(http, urls, 1, cycles, Some("backlog")).await;
+    result["delayed_backlog"] = json!(delayed);
+    result
+}
+
 fn wall_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -283,7 +317,11 @@ async fn lease_after_due(http: &reqwest::Client, urls: &[String], rounds: usize)
 #[tokio::main]
 async fn main() {
     let quick = std::env::args().any(|a| a == "--test");
-    let (cycles_1, cycles_16, rounds) = if quick { (5, 2, 2) } else { (400, 60, 30) };
+    let (cycles_1, cycles_16, rounds, backlog) = if quick {
+        (5, 2, 2, 50)
+    } else {
+        (400, 60, 30, 5_000)
+    };
     let dir = tempfile::tempdir().expect("temp dir");
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
@@ -295,15 +333,17 @@ async fn main() {
     let mut queue = Vec::new();
     let mut ledger = Vec::new();
     for (clients, cycles) in [(1, cycles_1), (16, cycles_16)] {
-        queue.push(queue_cycles(&http, &urls, clients, cycles).await);
+        queue.push(queue_cycles(&http, &urls, clients, cycles, None).await);
         ledger.push(ledger_cycles(&http, &urls, clients, cycles).await);
     }
     let due = lease_after_due(&http, &urls, rounds).await;
+    let backlog = with_delayed_backlog(&http, &urls, backlog, cycles_1).await;
     let report = json!({
         "cluster": "3 nodes on loopback, release build, clients spread over all nodes",
         "queue_enqueue_lease_ack": queue,
         "ledger_claim_complete": ledger,
         "lease_latency_after_due": due,
+        "queue_cycles_with_delayed_backlog": backlog,
     });
     println!("{}", serde_json::to_string_pretty(&report).expect("json"));
     drop(nodes);

@@ -193,7 +193,7 @@ fn message_view(queue: &str, id: &str, r: MessageRecord, now_ms: u64) -> Value {
         }
         MessageState::Waiting => {}
     }
-    if !matches!(state, "acked") {
+    if state != "acked" {
         view["payload"] = json!(raw(r.payload));
     }
     view
