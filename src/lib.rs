@@ -11,6 +11,7 @@
 //! * [`node`]: wiring a running node together.
 //! * [`schedule`]: cron dialects, time zones and daylight saving.
 //! * [`scheduler`]: turning due slots into runs, on the leader.
+//! * [`timers`]: the leader's ticks, which let the log's clock act.
 
 pub mod api;
 pub mod cli;
@@ -19,3 +20,4 @@ pub mod metrics;
 pub mod node;
 pub mod schedule;
 pub mod scheduler;
+pub mod timers;

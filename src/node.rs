@@ -156,13 +156,16 @@ pub async fn run(
         }
     }
     tracing::info!(node_id = id, listen = %local, %advertise, "gnomon is serving");
+    let ticks = crate::timers::spawn(consensus.clone());
 
-    axum::serve(listener, app)
+    let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
-        .context("the HTTP server failed")?;
+        .context("the HTTP server failed");
     tracing::info!(node_id = id, "shutting down");
+    ticks.abort();
     consensus.shutdown().await;
+    served?;
     Ok(())
 }
 
@@ -171,6 +174,7 @@ fn router(config: &NodeConfig, consensus: Consensus) -> Router {
     let state = AppState {
         consensus: consensus.clone(),
         metrics: metrics.clone(),
+        max_payload_bytes: config.max_body_bytes,
     };
     let request_id = HeaderName::from_static("x-request-id");
     let mut app = api::app(state, config.max_body_bytes)

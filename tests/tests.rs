@@ -3,5 +3,7 @@
 
 mod cluster;
 mod cron;
+mod ledger;
 mod locks;
+mod queues;
 mod support;

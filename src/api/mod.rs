@@ -10,8 +10,10 @@ pub mod cron;
 pub mod error;
 pub mod health;
 pub mod json;
+pub mod ledger;
 pub mod locks;
-mod wait;
+pub mod queues;
+pub(crate) mod wait;
 
 use std::sync::Arc;
 
@@ -27,6 +29,8 @@ pub struct AppState {
     pub consensus: Consensus,
     /// What the node counts for `/metrics`.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Largest queue payload or ledger result accepted, in bytes (SPEC §7).
+    pub max_payload_bytes: usize,
 }
 
 /// `?stale=true` skips the read-index round trip: the answer is this node's
@@ -49,12 +53,46 @@ impl AppState {
     }
 }
 
-/// The whole public API with a body limit of `max_body_bytes`.
+/// Room for the JSON around a payload: a request carrying a payload of
+/// exactly the limit is still read, so the refusal of a larger one can name
+/// the `payload` field instead of the whole body.
+const ENVELOPE_BYTES: usize = 64 << 10;
+
+/// A fresh random id or token (128 bits, hex): message ids, claim tokens
+/// and lease tokens are made here, before proposing, never inside `apply`.
+pub(crate) fn new_token() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}
+
+/// Refuse a payload (or result) larger than the node's limit: 413 naming `field`.
+pub(crate) fn check_payload(
+    state: &AppState,
+    field: &str,
+    len: usize,
+) -> Result<(), error::ApiError> {
+    gnomon_storage::limits::check_payload(field, len, state.max_payload_bytes).map_err(|e| {
+        error::ApiError::new(
+            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            e.to_string(),
+        )
+    })
+}
+
+/// The whole public API with a body limit of `max_body_bytes` (and room for
+/// the envelope around payloads of `state.max_payload_bytes`).
 pub fn app(state: AppState, max_body_bytes: usize) -> Router {
+    let payload_routes = Router::new()
+        .merge(ledger::router())
+        .merge(queues::router())
+        .layer(DefaultBodyLimit::max(
+            state.max_payload_bytes.saturating_add(ENVELOPE_BYTES),
+        ));
     let v1 = Router::new()
         .merge(cluster::router())
         .merge(locks::router())
-        .merge(cron::router());
+        .merge(cron::router())
+        .merge(payload_routes);
     Router::new()
         .nest("/v1", v1)
         .merge(health::router())

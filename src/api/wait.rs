@@ -3,14 +3,19 @@
 use gnomon_raft::Consensus;
 use tokio::time::Instant;
 
-/// Wait until `ready()` holds after some entry is applied on this node, or
-/// until `wake_at`, whichever comes first.
+/// Wait until `ready()` holds (checked now and after every entry applied on
+/// this node), or until `wake_at`, whichever comes first.
 pub(crate) async fn until(
     consensus: &Consensus,
     wake_at: Instant,
     mut ready: impl FnMut() -> bool,
 ) {
     let mut applied = consensus.applied_index();
+    // Whatever was applied before the subscription is not a change to wait
+    // for: look once now, or an entry applied just before could be missed.
+    if ready() {
+        return;
+    }
     let sleep = tokio::time::sleep_until(wake_at);
     tokio::pin!(sleep);
     loop {

@@ -37,7 +37,7 @@ pub struct ServeArgs {
     /// Allow listening on a non-loopback address without a token.
     #[arg(long)]
     insecure: bool,
-    /// Largest request body accepted, in bytes.
+    /// Largest request body accepted, in bytes; also the largest queue payload or ledger result.
     #[arg(long, default_value_t = 1 << 20)]
     max_body_bytes: usize,
     /// Build a Raft snapshot after this many log entries.

@@ -7,11 +7,14 @@
 pub mod codec;
 pub mod command;
 pub mod db;
+pub mod delay_queue;
 pub mod error;
+pub mod ledger;
 pub mod limits;
 pub mod locks;
 pub mod sm;
 pub mod tables;
+pub mod timers;
 pub mod vars;
 
 pub use error::{Error, Result};

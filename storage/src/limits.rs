@@ -13,6 +13,16 @@ pub const MAX_OWNER_BYTES: usize = 200;
 /// almost always a unit mistake (seconds passed as milliseconds).
 pub const MAX_TTL_MS: u64 = 7 * 24 * 3600 * 1000;
 
+/// Largest payload (a queue message or a ledger result) the API accepts by
+/// default, in bytes; `gnomon serve --max-body-bytes` raises it (SPEC §7).
+pub const MAX_PAYLOAD_BYTES: usize = 1 << 20;
+
+/// Longest delay before a message becomes due: 30 days.
+pub const MAX_DELAY_MS: u64 = 30 * 24 * 3600 * 1000;
+
+/// Most deliveries a message may be given before it is dead-lettered.
+pub const MAX_ATTEMPTS: u32 = 1_000;
+
 /// Why a command's input was refused: the field and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[error("{field}: {message}")]
@@ -76,12 +86,39 @@ pub fn check_owner(field: &str, owner: &str) -> Result<(), InvalidInput> {
     Ok(())
 }
 
+/// Check a token, claim token or dedup key: the same rule as an owner.
+pub fn check_token(field: &str, token: &str) -> Result<(), InvalidInput> {
+    check_owner(field, token)
+}
+
 /// Check a time-to-live: at least 1 ms, at most [`MAX_TTL_MS`].
 pub fn check_ttl(field: &str, ttl_ms: u64) -> Result<(), InvalidInput> {
     if ttl_ms == 0 || ttl_ms > MAX_TTL_MS {
         return Err(InvalidInput::new(
             field,
             format!("must be between 1 and {MAX_TTL_MS} milliseconds, got {ttl_ms}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Check a delay: at most [`MAX_DELAY_MS`].
+pub fn check_delay(field: &str, delay_ms: u64) -> Result<(), InvalidInput> {
+    if delay_ms > MAX_DELAY_MS {
+        return Err(InvalidInput::new(
+            field,
+            format!("must be at most {MAX_DELAY_MS} milliseconds, got {delay_ms}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Check a payload's size in bytes against `limit`.
+pub fn check_payload(field: &str, len: usize, limit: usize) -> Result<(), InvalidInput> {
+    if len > limit {
+        return Err(InvalidInput::new(
+            field,
+            format!("is {len} bytes, more than the limit of {limit} bytes"),
         ));
     }
     Ok(())

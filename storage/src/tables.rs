@@ -36,5 +36,38 @@ pub const VARS: BytesTable = TableDefinition::new("vars");
 /// Locks by name.
 pub const LOCKS: BytesTable = TableDefinition::new("locks");
 
+/// Idempotency-ledger records by key.
+pub const LEDGER: BytesTable = TableDefinition::new("ledger");
+
+/// Delay-queue messages by queue and id, in every state (waiting, leased,
+/// dead, and acked tombstones kept for the dedup window).
+pub const QUEUE_MESSAGES: BytesTable = TableDefinition::new("queue_messages");
+
+/// Waiting messages by queue, due time and sequence: what a lease reads.
+pub const QUEUE_DUE: BytesTable = TableDefinition::new("queue_due");
+
+/// Dead letters by queue, time of death and sequence.
+pub const QUEUE_DEAD: BytesTable = TableDefinition::new("queue_dead");
+
+/// Dedup keys by queue, pointing at the message that first used them.
+pub const QUEUE_DEDUP: BytesTable = TableDefinition::new("queue_dedup");
+
+/// Per-queue counters and enqueue sequence, by queue name.
+pub const QUEUES: BytesTable = TableDefinition::new("queues");
+
+/// Everything waiting on the log's clock (a lease to lapse, a record to
+/// expire, garbage to collect), by instant: what a `Tick` works through.
+pub const TIMERS: BytesTable = TableDefinition::new("timers");
+
 /// The tables that make up the replicated state, in snapshot order.
-pub const STATE_TABLES: &[BytesTable] = &[VARS, LOCKS];
+pub const STATE_TABLES: &[BytesTable] = &[
+    VARS,
+    LOCKS,
+    LEDGER,
+    QUEUE_MESSAGES,
+    QUEUE_DUE,
+    QUEUE_DEAD,
+    QUEUE_DEDUP,
+    QUEUES,
+    TIMERS,
+];

@@ -5,18 +5,38 @@
 //! leader's clock. Each command validates itself ([`Command::validate`]) and
 //! applies itself against an `ApplyCtx`; [`Command`] only dispatches.
 
+mod ledger_abandon;
+mod ledger_claim;
+mod ledger_complete;
 mod lock_acquire;
 mod lock_release;
 mod lock_renew;
+mod queue_ack;
+mod queue_enqueue;
+mod queue_extend;
+mod queue_lease;
+mod queue_nack;
+mod tick;
 
 use redb::WriteTransaction;
 use serde::{Deserialize, Serialize};
 
+pub use ledger_abandon::LedgerAbandon;
+pub use ledger_claim::LedgerClaim;
+pub use ledger_complete::LedgerComplete;
 pub use lock_acquire::LockAcquire;
 pub use lock_release::LockRelease;
 pub use lock_renew::LockRenew;
+pub use queue_ack::QueueAck;
+pub use queue_enqueue::QueueEnqueue;
+pub use queue_extend::QueueExtend;
+pub use queue_lease::{QueueLease, MAX_LEASE_BATCH};
+pub use queue_nack::QueueNack;
+pub use tick::{Tick, TickOutcome, MAX_TICK_BUDGET};
 
+use crate::delay_queue::QueueOutcome;
 use crate::error::Result;
+use crate::ledger::LedgerOutcome;
 use crate::limits::InvalidInput;
 use crate::locks::LockOutcome;
 use crate::vars::Vars;
@@ -39,6 +59,24 @@ pub enum Command {
     LockRenew(LockRenew),
     /// Let a held lock go.
     LockRelease(LockRelease),
+    /// Claim an idempotency key.
+    LedgerClaim(LedgerClaim),
+    /// Store the result of a claimed key.
+    LedgerComplete(LedgerComplete),
+    /// Give up a claim.
+    LedgerAbandon(LedgerAbandon),
+    /// Put a message on a queue.
+    QueueEnqueue(QueueEnqueue),
+    /// Lease due messages.
+    QueueLease(QueueLease),
+    /// Ack a leased message.
+    QueueAck(QueueAck),
+    /// Give a leased message back.
+    QueueNack(QueueNack),
+    /// Extend a lease.
+    QueueExtend(QueueExtend),
+    /// Act on what waits for the log's clock.
+    Tick(Tick),
 }
 
 /// What applying one command did. Refusals are outcomes too: the entry
@@ -49,6 +87,12 @@ pub enum Outcome {
     Invalid(InvalidInput),
     /// A lock command's result.
     Lock(LockOutcome),
+    /// A ledger command's result.
+    Ledger(LedgerOutcome),
+    /// A queue command's result.
+    Queue(QueueOutcome),
+    /// A tick's result.
+    Tick(TickOutcome),
 }
 
 /// What a command sees while it is applied: the open write transaction and
@@ -72,6 +116,15 @@ impl Command {
             Command::LockAcquire(c) => c.validate(),
             Command::LockRenew(c) => c.validate(),
             Command::LockRelease(c) => c.validate(),
+            Command::LedgerClaim(c) => c.validate(),
+            Command::LedgerComplete(c) => c.validate(),
+            Command::LedgerAbandon(c) => c.validate(),
+            Command::QueueEnqueue(c) => c.validate(),
+            Command::QueueLease(c) => c.validate(),
+            Command::QueueAck(c) => c.validate(),
+            Command::QueueNack(c) => c.validate(),
+            Command::QueueExtend(c) => c.validate(),
+            Command::Tick(c) => c.validate(),
         }
     }
 
@@ -81,8 +134,23 @@ impl Command {
         match self {
             // The holder re-acquiring keeps its token; renewing twice extends twice.
             Command::LockAcquire(_) | Command::LockRenew(_) => true,
+            // A claim carries its token: a retry finds its own claim.
+            // Completing again with the same result reports the record.
+            // An enqueue carries its id: a retry is reported as a duplicate.
+            // A repeated ack under the same token reports the first ack.
+            // Extending twice extends to the same length from a later now.
+            // A tick only does what is due, and nothing twice.
+            Command::LedgerClaim(_)
+            | Command::LedgerComplete(_)
+            | Command::QueueEnqueue(_)
+            | Command::QueueAck(_)
+            | Command::QueueExtend(_)
+            | Command::Tick(_) => true,
             // A second release would report that the caller no longer holds it.
             Command::LockRelease(_) => false,
+            // A second abandon or nack finds the claim or lease gone; a
+            // second lease would lease other messages.
+            Command::LedgerAbandon(_) | Command::QueueLease(_) | Command::QueueNack(_) => false,
         }
     }
 
@@ -96,6 +164,15 @@ impl Command {
             Command::LockAcquire(c) => Outcome::Lock(c.apply(ctx)?),
             Command::LockRenew(c) => Outcome::Lock(c.apply(ctx)?),
             Command::LockRelease(c) => Outcome::Lock(c.apply(ctx)?),
+            Command::LedgerClaim(c) => Outcome::Ledger(c.apply(ctx)?),
+            Command::LedgerComplete(c) => Outcome::Ledger(c.apply(ctx)?),
+            Command::LedgerAbandon(c) => Outcome::Ledger(c.apply(ctx)?),
+            Command::QueueEnqueue(c) => Outcome::Queue(c.apply(ctx)?),
+            Command::QueueLease(c) => Outcome::Queue(c.apply(ctx)?),
+            Command::QueueAck(c) => Outcome::Queue(c.apply(ctx)?),
+            Command::QueueNack(c) => Outcome::Queue(c.apply(ctx)?),
+            Command::QueueExtend(c) => Outcome::Queue(c.apply(ctx)?),
+            Command::Tick(c) => Outcome::Tick(c.apply(ctx)?),
         })
     }
 }
@@ -109,4 +186,17 @@ macro_rules! into_command {
         }
     )*};
 }
-into_command!(LockAcquire, LockRenew, LockRelease);
+into_command!(
+    LockAcquire,
+    LockRenew,
+    LockRelease,
+    LedgerClaim,
+    LedgerComplete,
+    LedgerAbandon,
+    QueueEnqueue,
+    QueueLease,
+    QueueAck,
+    QueueNack,
+    QueueExtend,
+    Tick
+);
