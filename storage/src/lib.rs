@@ -4,14 +4,17 @@
 //! hands it log entries (with log ids and memberships as opaque bytes) and
 //! gets outcomes back; the API reads state through [`sm::ReadView`].
 
+pub mod attempts;
 pub mod codec;
 pub mod command;
 pub mod db;
 pub mod delay_queue;
 pub mod error;
+pub mod jobs;
 pub mod ledger;
 pub mod limits;
 pub mod locks;
+pub mod runs;
 pub mod sm;
 pub mod tables;
 pub mod timers;

@@ -17,11 +17,13 @@ use crate::codec;
 use crate::command::{ApplyCtx, Batch, Outcome};
 use crate::delay_queue::{self, MessageRecord, QueueStats};
 use crate::error::{Error, Result};
+use crate::jobs::{self, JobRecord};
 use crate::ledger::{self, LedgerRecord};
 use crate::locks::{self, LockRecord};
+use crate::runs::{self, RunRecord, RunState};
 use crate::tables::{
-    BytesTable, LEDGER, LOCKS, QUEUES, QUEUE_DEAD, QUEUE_DUE, QUEUE_MESSAGES, SM_META,
-    STATE_TABLES, TIMERS, VARS,
+    BytesTable, JOBS, JOB_RUNS, LEDGER, LOCKS, QUEUES, QUEUE_DEAD, QUEUE_DUE, QUEUE_MESSAGES, RUNS,
+    RUNS_BY_STATE, SM_META, STATE_TABLES, TIMERS, VARS,
 };
 use crate::timers;
 use crate::vars::Vars;
@@ -331,6 +333,36 @@ impl ReadView {
     /// The earliest log time at which anything waits for a `Tick`.
     pub fn next_timer(&self) -> Result<Option<u64>> {
         timers::next(&self.table(TIMERS)?)
+    }
+
+    /// A job.
+    pub fn job(&self, name: &str) -> Result<Option<JobRecord>> {
+        jobs::get(&self.table(JOBS)?, name)
+    }
+
+    /// Every job, in name order.
+    pub fn jobs(&self) -> Result<Vec<(String, JobRecord)>> {
+        jobs::list(&self.table(JOBS)?)
+    }
+
+    /// A run.
+    pub fn run(&self, id: &str) -> Result<Option<RunRecord>> {
+        runs::get(&self.table(RUNS)?, id)
+    }
+
+    /// A job's runs, newest first, at most `limit`.
+    pub fn job_runs(&self, job: &str, limit: usize) -> Result<Vec<RunRecord>> {
+        runs::of_job(&self.table(RUNS)?, &self.table(JOB_RUNS)?, job, limit)
+    }
+
+    /// Runs in `state`, most recently fired first, at most `limit`.
+    pub fn runs_in_state(&self, state: RunState, limit: usize) -> Result<Vec<RunRecord>> {
+        runs::in_state(
+            &self.table(RUNS)?,
+            &self.table(RUNS_BY_STATE)?,
+            state,
+            limit,
+        )
     }
 }
 

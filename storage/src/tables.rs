@@ -59,6 +59,18 @@ pub const QUEUES: BytesTable = TableDefinition::new("queues");
 /// expire, garbage to collect), by instant: what a `Tick` works through.
 pub const TIMERS: BytesTable = TableDefinition::new("timers");
 
+/// Job definitions, cursors and bookkeeping, by job name.
+pub const JOBS: BytesTable = TableDefinition::new("jobs");
+
+/// Runs by run id.
+pub const RUNS: BytesTable = TableDefinition::new("runs");
+
+/// Each job's runs in the order they were made: `job 0x00 u64be(seq)` → run id.
+pub const JOB_RUNS: BytesTable = TableDefinition::new("job_runs");
+
+/// Runs by state: `u8(state) u64be(fired_at) run_id` → empty.
+pub const RUNS_BY_STATE: BytesTable = TableDefinition::new("runs_by_state");
+
 /// The tables that make up the replicated state, in snapshot order.
 pub const STATE_TABLES: &[BytesTable] = &[
     VARS,
@@ -70,4 +82,8 @@ pub const STATE_TABLES: &[BytesTable] = &[
     QUEUE_DEDUP,
     QUEUES,
     TIMERS,
+    JOBS,
+    RUNS,
+    JOB_RUNS,
+    RUNS_BY_STATE,
 ];

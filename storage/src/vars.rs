@@ -20,6 +20,9 @@ pub struct Vars {
     pub log_now_ms: u64,
     /// The last fencing token handed out.
     pub fence_seq: u64,
+    /// Bumped by every change to a job's definition or enabled state, so the
+    /// scheduler notices changes without rereading every job.
+    pub jobs_revision: u64,
 }
 
 impl Vars {

@@ -5,6 +5,12 @@
 //! leader's clock. Each command validates itself ([`Command::validate`]) and
 //! applies itself against an `ApplyCtx`; [`Command`] only dispatches.
 
+mod attempt_finish;
+mod attempt_start;
+mod job_delete;
+mod job_put;
+mod job_set_enabled;
+mod job_trigger;
 mod ledger_abandon;
 mod ledger_claim;
 mod ledger_complete;
@@ -16,11 +22,18 @@ mod queue_enqueue;
 mod queue_extend;
 mod queue_lease;
 mod queue_nack;
+mod slot_fire;
 mod tick;
 
 use redb::WriteTransaction;
 use serde::{Deserialize, Serialize};
 
+pub use attempt_finish::{AttemptFinish, MAX_ERROR_BYTES, MAX_OUTPUT_BYTES};
+pub use attempt_start::{AttemptStart, MAX_START_BATCH};
+pub use job_delete::JobDelete;
+pub use job_put::{JobPut, MAX_HISTORY, MAX_RETRY_TIERS};
+pub use job_set_enabled::JobSetEnabled;
+pub use job_trigger::JobTrigger;
 pub use ledger_abandon::LedgerAbandon;
 pub use ledger_claim::LedgerClaim;
 pub use ledger_complete::LedgerComplete;
@@ -32,13 +45,16 @@ pub use queue_enqueue::QueueEnqueue;
 pub use queue_extend::QueueExtend;
 pub use queue_lease::{QueueLease, MAX_LEASE_BATCH};
 pub use queue_nack::QueueNack;
+pub use slot_fire::{SlotDecision, SlotFire};
 pub use tick::{Tick, TickOutcome, MAX_TICK_BUDGET};
 
 use crate::delay_queue::QueueOutcome;
 use crate::error::Result;
+use crate::jobs::JobOutcome;
 use crate::ledger::LedgerOutcome;
 use crate::limits::InvalidInput;
 use crate::locks::LockOutcome;
+use crate::runs::RunOutcome;
 use crate::vars::Vars;
 
 /// The payload of one Raft log entry.
@@ -77,6 +93,20 @@ pub enum Command {
     QueueExtend(QueueExtend),
     /// Act on what waits for the log's clock.
     Tick(Tick),
+    /// Create or replace a job.
+    JobPut(JobPut),
+    /// Pause or resume a job.
+    JobSetEnabled(JobSetEnabled),
+    /// Delete a job and its history.
+    JobDelete(JobDelete),
+    /// Fire a slot of a job, or record it as missed.
+    SlotFire(SlotFire),
+    /// Run a job now, outside its schedule.
+    JobTrigger(JobTrigger),
+    /// Take due attempts for a node's workers.
+    AttemptStart(AttemptStart),
+    /// Record how an attempt ended.
+    AttemptFinish(AttemptFinish),
 }
 
 /// What applying one command did. Refusals are outcomes too: the entry
@@ -93,6 +123,10 @@ pub enum Outcome {
     Queue(QueueOutcome),
     /// A tick's result.
     Tick(TickOutcome),
+    /// A job command's result.
+    Job(JobOutcome),
+    /// A slot, trigger or attempt command's result.
+    Run(RunOutcome),
 }
 
 /// What a command sees while it is applied: the open write transaction and
@@ -125,6 +159,13 @@ impl Command {
             Command::QueueNack(c) => c.validate(),
             Command::QueueExtend(c) => c.validate(),
             Command::Tick(c) => c.validate(),
+            Command::JobPut(c) => c.validate(),
+            Command::JobSetEnabled(c) => c.validate(),
+            Command::JobDelete(c) => c.validate(),
+            Command::SlotFire(c) => c.validate(),
+            Command::JobTrigger(c) => c.validate(),
+            Command::AttemptStart(c) => c.validate(),
+            Command::AttemptFinish(c) => c.validate(),
         }
     }
 
@@ -146,6 +187,16 @@ impl Command {
             | Command::QueueAck(_)
             | Command::QueueExtend(_)
             | Command::Tick(_) => true,
+            // Putting the same job or state again changes nothing; a slot
+            // at or before the cursor, a trigger whose run exists and an
+            // attempt that has ended are each reported, not redone.
+            Command::JobPut(_)
+            | Command::JobSetEnabled(_)
+            | Command::SlotFire(_)
+            | Command::JobTrigger(_)
+            | Command::AttemptFinish(_) => true,
+            // A second delete finds no job; a second start takes other attempts.
+            Command::JobDelete(_) | Command::AttemptStart(_) => false,
             // A second release would report that the caller no longer holds it.
             Command::LockRelease(_) => false,
             // A second abandon or nack finds the claim or lease gone; a
@@ -173,6 +224,13 @@ impl Command {
             Command::QueueNack(c) => Outcome::Queue(c.apply(ctx)?),
             Command::QueueExtend(c) => Outcome::Queue(c.apply(ctx)?),
             Command::Tick(c) => Outcome::Tick(c.apply(ctx)?),
+            Command::JobPut(c) => Outcome::Job(c.apply(ctx)?),
+            Command::JobSetEnabled(c) => Outcome::Job(c.apply(ctx)?),
+            Command::JobDelete(c) => Outcome::Job(c.apply(ctx)?),
+            Command::SlotFire(c) => Outcome::Run(c.apply(ctx)?),
+            Command::JobTrigger(c) => Outcome::Run(c.apply(ctx)?),
+            Command::AttemptStart(c) => Outcome::Run(c.apply(ctx)?),
+            Command::AttemptFinish(c) => Outcome::Run(c.apply(ctx)?),
         })
     }
 }
@@ -198,5 +256,12 @@ into_command!(
     QueueAck,
     QueueNack,
     QueueExtend,
-    Tick
+    Tick,
+    JobPut,
+    JobSetEnabled,
+    JobDelete,
+    SlotFire,
+    JobTrigger,
+    AttemptStart,
+    AttemptFinish
 );
