@@ -14,6 +14,7 @@ use axum::Router;
 use gnomon_raft::{Consensus, Settings};
 use gnomon_storage::tables::RAFT_META;
 use redb::{Database, ReadableDatabase};
+use tokio_util::sync::CancellationToken;
 use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
@@ -21,6 +22,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::api::{self, AppState};
 use crate::metrics::Metrics;
+use crate::worker::{WorkerSettings, Workers};
 
 /// Everything `gnomon serve` needs to start a node.
 #[derive(Debug, Clone)]
@@ -43,6 +45,14 @@ pub struct NodeConfig {
     pub max_body_bytes: usize,
     /// Raft tunables.
     pub raft: Settings,
+    /// Accept and run shell targets (`--allow-shell`).
+    pub allow_shell: bool,
+    /// Most attempts this node runs at once (`--workers`).
+    pub workers: usize,
+    /// How long an attempt's lease lasts between heartbeats.
+    pub attempt_lease_ms: u64,
+    /// How long running attempts may finish at shutdown before they are handed back.
+    pub shutdown_grace: std::time::Duration,
 }
 
 /// Keys of this node's own (not replicated) identity in `RAFT_META`.
@@ -99,7 +109,9 @@ impl MakeRequestId for Counter {
     }
 }
 
-/// Run a node until `shutdown` resolves; then stop serving and shut Raft down.
+/// Run a node until `shutdown` resolves. Then, in order: take no new work,
+/// let running attempts finish or hand them back, stop serving, and shut
+/// Raft down (SPEC §3).
 pub async fn run(
     config: NodeConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
@@ -131,7 +143,8 @@ pub async fn run(
     )
     .await
     .context("cannot start consensus")?;
-    let app = router(&config, consensus.clone());
+    let metrics = Arc::new(Metrics::default());
+    let app = router(&config, consensus.clone(), metrics.clone());
 
     let initialized = consensus.is_initialized().await?;
     if !initialized {
@@ -156,25 +169,57 @@ pub async fn run(
         }
     }
     tracing::info!(node_id = id, listen = %local, %advertise, "gnomon is serving");
-    let ticks = crate::timers::spawn(consensus.clone());
 
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("the HTTP server failed");
-    tracing::info!(node_id = id, "shutting down");
+    let stop_serving = CancellationToken::new();
+    let graceful = stop_serving.clone().cancelled_owned();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(graceful)
+            .await
+    });
+    let ticks = crate::timers::spawn(consensus.clone());
+    let scheduler = crate::scheduler::spawn(consensus.clone(), metrics.clone());
+    let workers = Workers::spawn(
+        consensus.clone(),
+        WorkerSettings {
+            node_id: id,
+            workers: config.workers,
+            allow_shell: config.allow_shell,
+            lease_ms: config.attempt_lease_ms,
+            shutdown_grace: config.shutdown_grace,
+        },
+        metrics,
+    );
+
+    // Run until the signal, or until the server stops on its own (a failure).
+    tokio::pin!(server);
+    let early_exit = tokio::select! {
+        () = shutdown => None,
+        result = &mut server => Some(result),
+    };
+    tracing::info!(node_id = id, "shutting down: taking no new work");
+    scheduler.abort();
+    workers.shutdown().await;
     ticks.abort();
+    stop_serving.cancel();
+    let served = match early_exit {
+        Some(result) => result,
+        None => server.await,
+    };
     consensus.shutdown().await;
-    served?;
+    served
+        .context("the HTTP server task failed")?
+        .context("the HTTP server failed")?;
+    tracing::info!(node_id = id, "stopped");
     Ok(())
 }
 
-fn router(config: &NodeConfig, consensus: Consensus) -> Router {
-    let metrics = Arc::new(Metrics::default());
+fn router(config: &NodeConfig, consensus: Consensus, metrics: Arc<Metrics>) -> Router {
     let state = AppState {
         consensus: consensus.clone(),
         metrics: metrics.clone(),
         max_payload_bytes: config.max_body_bytes,
+        allow_shell: config.allow_shell,
     };
     let request_id = HeaderName::from_static("x-request-id");
     let mut app = api::app(state, config.max_body_bytes)

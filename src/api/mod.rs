@@ -9,10 +9,12 @@ pub mod cluster;
 pub mod cron;
 pub mod error;
 pub mod health;
+pub mod jobs;
 pub mod json;
 pub mod ledger;
 pub mod locks;
 pub mod queues;
+pub mod views;
 pub(crate) mod wait;
 
 use std::sync::Arc;
@@ -31,6 +33,8 @@ pub struct AppState {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Largest queue payload or ledger result accepted, in bytes (SPEC §7).
     pub max_payload_bytes: usize,
+    /// Whether this node accepts jobs with shell targets (`--allow-shell`).
+    pub allow_shell: bool,
 }
 
 /// `?stale=true` skips the read-index round trip: the answer is this node's
@@ -92,6 +96,7 @@ pub fn app(state: AppState, max_body_bytes: usize) -> Router {
         .merge(cluster::router())
         .merge(locks::router())
         .merge(cron::router())
+        .merge(jobs::router())
         .merge(payload_routes);
     Router::new()
         .nest("/v1", v1)

@@ -37,6 +37,19 @@ pub struct ServeArgs {
     /// Allow listening on a non-loopback address without a token.
     #[arg(long)]
     insecure: bool,
+    /// Accept and run jobs with shell targets.
+    #[arg(long)]
+    allow_shell: bool,
+    /// Most attempts this node runs at once.
+    #[arg(long, default_value_t = 16)]
+    workers: usize,
+    /// How long an attempt's lease lasts between heartbeats, in ms: a worker
+    /// that dies is noticed after this long and its attempt runs elsewhere.
+    #[arg(long, default_value_t = 15_000)]
+    attempt_lease_ms: u64,
+    /// How long running attempts may finish at shutdown before they are handed back, in ms.
+    #[arg(long, default_value_t = 10_000)]
+    shutdown_grace_ms: u64,
     /// Largest request body accepted, in bytes; also the largest queue payload or ledger result.
     #[arg(long, default_value_t = 1 << 20)]
     max_body_bytes: usize,
@@ -56,6 +69,12 @@ impl ServeArgs {
                 self.listen
             );
         }
+        if self.workers == 0 {
+            bail!("--workers must be at least 1");
+        }
+        if self.attempt_lease_ms < 300 {
+            bail!("--attempt-lease-ms must be at least 300 (heartbeats renew it every third)");
+        }
         let token = self.token.filter(|t| !t.is_empty());
         Ok(NodeConfig {
             id: self.id,
@@ -66,6 +85,10 @@ impl ServeArgs {
             no_bootstrap: self.no_bootstrap,
             token,
             max_body_bytes: self.max_body_bytes,
+            allow_shell: self.allow_shell,
+            workers: self.workers,
+            attempt_lease_ms: self.attempt_lease_ms,
+            shutdown_grace: std::time::Duration::from_millis(self.shutdown_grace_ms),
             raft: Settings {
                 snapshot_every: self.snapshot_every,
                 keep_behind_snapshot: self.keep_behind_snapshot,

@@ -16,6 +16,7 @@ use crate::error::Result;
 
 /// What happens to a slot that comes while an earlier run is unfinished.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Concurrency {
     /// Record the new slot as `skipped` (reason `overlap`).
     #[default]
