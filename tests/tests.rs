@@ -3,6 +3,7 @@
 
 mod cluster;
 mod cron;
+mod jobs;
 mod ledger;
 mod locks;
 mod queues;

@@ -211,8 +211,14 @@ async fn fire(
             now_ms,
             &entry.policy,
         );
+        // Slots of one job that fire together (a catch-up) chain up, so that
+        // under `forbid` they run one after another instead of overlapping.
+        let mut previous_run = None;
         for decision in decisions {
-            let command = slot_fire(name, entry.version, &decision);
+            let command = slot_fire(name, entry.version, &decision, previous_run.take());
+            if matches!(decision, Decision::Run { .. }) {
+                previous_run = Some(command.run_id.clone());
+            }
             pending.push((name.clone(), decision, command));
         }
     }
@@ -256,9 +262,9 @@ async fn fire(
     Ok(())
 }
 
-fn slot_fire(job: &str, version: u64, decision: &Decision) -> SlotFire {
+fn slot_fire(job: &str, version: u64, decision: &Decision, after: Option<String>) -> SlotFire {
     let (slot_ms, decision) = match decision {
-        Decision::Run { slot_ms } => (*slot_ms, SlotDecision::Run),
+        Decision::Run { slot_ms } => (*slot_ms, SlotDecision::Run { after }),
         Decision::Miss { slot_ms, reason } => (
             *slot_ms,
             SlotDecision::Miss {

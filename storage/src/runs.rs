@@ -495,7 +495,7 @@ mod tests {
             version,
             slot_ms,
             run_id: format!("r{slot_ms}"),
-            decision: SlotDecision::Run,
+            decision: SlotDecision::Run { after: None },
         }
     }
 
@@ -599,6 +599,53 @@ mod tests {
         assert_eq!(
             job(&t).unfinished,
             vec!["r1000".to_string(), "r2000".to_string()]
+        );
+    }
+
+    #[test]
+    fn slots_that_catch_up_together_run_one_at_a_time_under_forbid() {
+        let mut t = TestSm::new();
+        t.one(0, put(Concurrency::Forbid, vec![]));
+        // Three late slots decided in one batch: 2 and 3 queue behind 1.
+        let batch = (1..=3u64)
+            .map(|i| {
+                let after = (i > 1).then(|| format!("r{}", (i - 1) * 1_000));
+                Command::SlotFire(SlotFire {
+                    decision: SlotDecision::Run { after },
+                    ..fire(1, i * 1_000)
+                })
+            })
+            .collect();
+        t.apply(5_000, batch);
+        assert_eq!(
+            [state(&t, "r1000"), state(&t, "r2000"), state(&t, "r3000")],
+            [RunState::Pending; 3]
+        );
+        // Only the first has an attempt to take.
+        let first = started(t.one(5_000, start(1, "a")));
+        assert_eq!(
+            first.iter().map(|a| a.run_id.as_str()).collect::<Vec<_>>(),
+            vec!["r1000"]
+        );
+        // An on-time slot meanwhile overlaps them and is skipped.
+        assert!(matches!(
+            t.one(6_000, fire(1, 6_000)),
+            Outcome::Run(RunOutcome::Recorded {
+                state: RunState::Skipped,
+                ..
+            })
+        ));
+        t.one(6_100, finish(&first[0], AttemptResult::Succeeded));
+        let second = started(t.one(6_100, start(1, "b")));
+        assert_eq!(
+            second.iter().map(|a| a.run_id.as_str()).collect::<Vec<_>>(),
+            vec!["r2000"]
+        );
+        t.one(6_200, finish(&second[0], AttemptResult::Succeeded));
+        let third = started(t.one(6_200, start(1, "c")));
+        assert_eq!(
+            third.iter().map(|a| a.run_id.as_str()).collect::<Vec<_>>(),
+            vec!["r3000"]
         );
     }
 

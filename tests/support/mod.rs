@@ -6,6 +6,8 @@
 
 #![allow(dead_code)] // each test module uses a different part of the harness
 
+pub mod receiver;
+
 use std::future::Future;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};

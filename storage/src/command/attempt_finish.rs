@@ -78,7 +78,7 @@ impl AttemptFinish {
     pub(crate) fn apply(&self, ctx: &mut ApplyCtx<'_>) -> Result<RunOutcome> {
         let now = ctx.now_ms();
         let txn = ctx.txn;
-        let (state, next) = {
+        let (state, next, job_name) = {
             let mut jobs_table = txn.open_table(JOBS)?;
             let mut runs = RunTables::open(txn)?;
             let Some(mut run) = runs.get(&self.run_id)? else {
@@ -145,12 +145,15 @@ impl AttemptFinish {
                 }
             }
             runs.update(was, &run)?;
-            (run.state, next)
+            (run.state, next, run.job)
         };
         match next {
             Next::Nothing => {}
             Next::Retry(due_at_ms) => attempts::schedule(ctx, &self.run_id, due_at_ms)?,
-            Next::Done => attempts::drop_message(ctx, &self.run_id)?,
+            Next::Done => {
+                attempts::drop_message(ctx, &self.run_id)?;
+                attempts::start_queued(ctx, &job_name)?;
+            }
         }
         Ok(RunOutcome::Recorded {
             run_id: self.run_id.clone(),

@@ -64,6 +64,7 @@ impl AttemptStart {
         let txn = ctx.txn;
         let mut started = Vec::with_capacity(messages.len());
         let mut finished = Vec::new();
+        let mut died_in = Vec::new();
         {
             let mut jobs_table = txn.open_table(JOBS)?;
             let mut runs = RunTables::open(txn)?;
@@ -97,6 +98,7 @@ impl AttemptStart {
                     job.unfinished.retain(|id| *id != run.id);
                     jobs::put(&mut jobs_table, &run.job, &job)?;
                     finished.push(message.id);
+                    died_in.push(run.job);
                     continue;
                 }
                 let n = u32::try_from(run.attempts.len()).unwrap_or(u32::MAX - 1) + 1;
@@ -132,6 +134,9 @@ impl AttemptStart {
         }
         for id in &finished {
             attempts::drop_message(ctx, id)?;
+        }
+        for job in &died_in {
+            attempts::start_queued(ctx, job)?;
         }
         Ok(RunOutcome::Started(started))
     }

@@ -14,8 +14,14 @@ use crate::tables::JOBS;
 /// What to do with the slot.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SlotDecision {
-    /// Fire it (subject to the job's overlap policy).
-    Run,
+    /// Fire it (subject to the job's overlap policy). `after` names the run
+    /// of an earlier slot decided in the same batch (a catch-up): under
+    /// `forbid` this run then waits for that one instead of being skipped,
+    /// so slots that fire late run one after another.
+    Run {
+        /// The run of the previous slot decided together with this one.
+        after: Option<String>,
+    },
     /// Record it as missed.
     Miss {
         /// Why, for the run record.
@@ -70,7 +76,7 @@ impl SlotFire {
     pub(crate) fn apply(&self, ctx: &mut ApplyCtx<'_>) -> Result<RunOutcome> {
         let now = ctx.now_ms();
         let txn = ctx.txn;
-        let (run_id, state, cancelled) = {
+        let (run_id, state, cancelled, queued) = {
             let mut jobs_table = txn.open_table(JOBS)?;
             let Some(mut job) = jobs::get(&jobs_table, &self.job)? else {
                 return Ok(RunOutcome::JobNotFound);
@@ -90,8 +96,19 @@ impl SlotFire {
                 });
             }
             let mut cancelled = Vec::new();
+            let mut queued = false;
             let (state, reason, slots, last) = match &self.decision {
-                SlotDecision::Run => match (job.concurrency, job.unfinished.first()) {
+                SlotDecision::Run { after } => match (job.concurrency, job.unfinished.first()) {
+                    (Concurrency::Forbid, Some(_))
+                        if after.as_ref().is_some_and(|a| job.unfinished.contains(a)) =>
+                    {
+                        queued = true;
+                        let reason = format!(
+                            "queued behind run {}: slots that fire late run one at a time",
+                            after.as_deref().unwrap_or("")
+                        );
+                        (RunState::Pending, Some(reason), 1, self.slot_ms)
+                    }
                     (Concurrency::Forbid, Some(earlier)) => (
                         RunState::Skipped,
                         Some(format!("overlap: run {earlier} is unfinished")),
@@ -153,12 +170,13 @@ impl SlotFire {
             runs.record_new(&self.job, &mut job, run)?;
             job.cursor_ms = last;
             jobs::put(&mut jobs_table, &self.job, &job)?;
-            (self.run_id.clone(), state, cancelled)
+            (self.run_id.clone(), state, cancelled, queued)
         };
         for id in &cancelled {
             attempts::drop_message(ctx, id)?;
         }
-        if state == RunState::Pending {
+        // A queued run gets its attempt when the run before it finishes.
+        if state == RunState::Pending && !queued {
             // Older slots first: an overdue slot sorts before later ones.
             attempts::schedule(ctx, &run_id, self.slot_ms.min(now))?;
         }
