@@ -4,6 +4,7 @@
 mod cluster;
 mod cron;
 mod jobs;
+mod jobs_api;
 mod ledger;
 mod locks;
 mod queues;

@@ -3,6 +3,7 @@
 pub mod client;
 pub mod cluster;
 pub mod cron;
+pub mod job;
 pub mod serve;
 
 use std::process::ExitCode;
@@ -25,6 +26,8 @@ enum Command {
     Cron(cron::CronArgs),
     /// Inspect and change the cluster's membership.
     Cluster(cluster::ClusterArgs),
+    /// Define, inspect and run jobs.
+    Job(job::JobArgs),
 }
 
 /// Parse the command line, run the chosen subcommand and return its exit code.
@@ -34,6 +37,7 @@ pub fn main() -> ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::Cron(args) => cron::run(args),
         Command::Cluster(args) => cluster::run(args),
+        Command::Job(args) => job::run(args),
     }
 }
 
