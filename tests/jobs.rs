@@ -590,3 +590,54 @@ async fn shell_targets_need_allow_shell_and_are_killed_with_their_children_on_ti
         "child {pid} still runs: {status}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_hands_back_a_running_attempt_and_exits_cleanly() {
+    // Long leases: a handed-back attempt must run again at once, not when
+    // its lease would have lapsed.
+    let mut cluster = TestCluster::start(
+        3,
+        &["--attempt-lease-ms", "20000", "--shutdown-grace-ms", "500"],
+    )
+    .await;
+    let receiver = Receiver::start().await;
+    receiver.set(
+        "long",
+        Behavior {
+            delay_ms: 60_000,
+            ..Behavior::default()
+        },
+    );
+    let mut job = manual(&receiver, "long", json!({}));
+    job["target"]["timeout_ms"] = json!(120_000);
+    put_job(&cluster, 0, "long", job).await;
+    let (_, triggered) = cluster.post(0, "/v1/jobs/long/trigger", json!({})).await;
+    let id = triggered["id"].as_str().unwrap().to_string();
+    wait_for("the call to arrive", Duration::from_secs(20), || async {
+        (!receiver.calls("long").is_empty()).then_some(())
+    })
+    .await;
+    receiver.set("long", Behavior::default());
+    let worker = run(&cluster, 0, &id).await["attempts"][0]["node"]
+        .as_u64()
+        .unwrap();
+    let node = cluster.index_of(worker);
+    let exit = cluster.nodes[node].terminate();
+    assert!(exit.success(), "exit status {exit:?}");
+    let other = (node + 1) % 3;
+    // Well within the 20 s lease: it was handed back, not left to lapse.
+    let r = wait_for(
+        "the handed-back attempt to run again",
+        Duration::from_secs(15),
+        || async {
+            let r = run(&cluster, other, &id).await;
+            (r["state"] == "succeeded").then_some(r)
+        },
+    )
+    .await;
+    let attempts = r["attempts"].as_array().unwrap();
+    assert_eq!(attempts[0]["outcome"], "handed_back", "{r}");
+    assert_ne!(attempts[1]["node"].as_u64().unwrap(), worker);
+    // The handed-back call was stopped: the receiver saw its caller hang up.
+    assert_eq!(receiver.calls("long")[0].status, 0);
+}

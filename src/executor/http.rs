@@ -230,6 +230,20 @@ mod tests {
             std::future::pending::<()>().await;
             "never"
         }
+        async fn moved(
+            State(state): State<Receiver>,
+            method: AxumMethod,
+            headers: AxumHeaders,
+        ) -> (
+            StatusCode,
+            [(axum::http::header::HeaderName, &'static str); 1],
+        ) {
+            record(&state, method, "/moved", headers, Bytes::new()).await;
+            (
+                StatusCode::TEMPORARY_REDIRECT,
+                [(axum::http::header::LOCATION, "/")],
+            )
+        }
         async fn big(
             State(state): State<Receiver>,
             method: AxumMethod,
@@ -258,6 +272,7 @@ mod tests {
             .route("/status/{code}", any(status))
             .route("/hang", any(hang))
             .route("/big", any(big))
+            .route("/moved", any(moved))
             .fallback(ok)
             .with_state(state);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -368,6 +383,17 @@ mod tests {
         let report = run(&target(format!("{}/status/204", server.base))).await;
         assert_eq!(report.outcome, AttemptOutcome::Succeeded, "{report:?}");
         assert_eq!(report.status, Some(204));
+    }
+
+    #[tokio::test]
+    async fn a_redirect_is_a_failure_and_is_not_followed() {
+        let mut server = receiver().await;
+        let report = run(&target(format!("{}/moved", server.base))).await;
+        assert_eq!(report.outcome, AttemptOutcome::Failed, "{report:?}");
+        assert_eq!(report.status, Some(307));
+        assert_eq!(server.next().await.path, "/moved");
+        // Following it would have made a second request before `execute` returned.
+        assert!(server.seen.try_recv().is_err());
     }
 
     #[tokio::test]

@@ -177,12 +177,14 @@ pub async fn execute(
     report
 }
 
-/// An HTTP client suited to [`execute`]: it names itself `gnomon/VERSION` and
-/// otherwise keeps reqwest's defaults (up to 10 redirects, no overall
-/// timeout, since each target brings its own).
+/// An HTTP client suited to [`execute`]: it names itself `gnomon/VERSION`,
+/// has no overall timeout (each target brings its own) and follows no
+/// redirect: a 3xx is a failure with its status, because following one
+/// would silently turn a POST into a GET to another address.
 pub fn http_client() -> reqwest::Result<reqwest::Client> {
     reqwest::Client::builder()
         .user_agent(concat!("gnomon/", env!("CARGO_PKG_VERSION")))
+        .redirect(reqwest::redirect::Policy::none())
         .build()
 }
 
