@@ -81,6 +81,28 @@ async fn three_processes_form_one_cluster_over_http() {
         ));
     }
     assert_eq!(leaders, 1);
+    // Queue depth is exported per queue and state.
+    let (status, body) = cluster
+        .post(
+            1,
+            "/v1/queues/work/messages",
+            json!({ "payload": {"n": 1}, "delay_ms": 3_600_000 }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let text = cluster
+        .http
+        .get(format!("{}/metrics?x", cluster.nodes[1].url()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains(r#"gnomon_queue_messages{queue="work",state="delayed"} 1"#),
+        "{text}"
+    );
     // Every member is reachable from the leader's point of view, as every node reports it.
     wait_for(
         "every member to be reported reachable",

@@ -80,6 +80,29 @@ async fn pause(cluster: &TestCluster, node: usize, name: &str) {
     assert_eq!(body["enabled"], false);
 }
 
+/// The sum over every running node of the Prometheus samples whose line
+/// starts with `series` (a name, with labels if given).
+async fn metric_sum(cluster: &TestCluster, series: &str) -> f64 {
+    let mut sum = 0.0;
+    for node in cluster.nodes.iter().filter(|n| n.is_running()) {
+        let text = cluster
+            .http
+            .get(format!("{}/metrics", node.url()))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        sum += text
+            .lines()
+            .filter(|l| l.starts_with(series))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>();
+    }
+    sum
+}
+
 /// Check that `runs` cover every second from the first to the last, once.
 fn assert_every_second_once(name: &str, runs: &[Value]) -> Vec<i64> {
     let slots: Vec<i64> = runs.iter().map(|r| ms(&r["scheduled_for"])).collect();
@@ -141,6 +164,10 @@ async fn every_slot_fires_once_through_a_leader_kill() {
         settled(&cluster, survivor, name).await;
     }
 
+    // Leaders counted a schedule lag for every fired slot (the killed
+    // leader's counts died with it, so at least those since).
+    assert!(metric_sum(&cluster, "gnomon_schedule_lag_seconds_count").await >= 3.0);
+    assert!(metric_sum(&cluster, r#"gnomon_slots_total{outcome="fired"}"#).await >= 3.0);
     for name in names {
         let runs = runs(&cluster, survivor, name).await;
         let slots = assert_every_second_once(name, &runs);
@@ -265,6 +292,18 @@ async fn failed_attempts_retry_with_backoff_then_the_run_is_dead() {
         assert_eq!(outcomes, vec!["failed", "failed", expected_last]);
         assert_eq!(r["attempts"][0]["status"], 500);
     }
+    // What the workers counted: 5 failed attempts (2 + 3), 1 success, 4
+    // retries, 1 dead run.
+    assert_eq!(
+        metric_sum(&cluster, r#"gnomon_attempts_total{outcome="failed"}"#).await,
+        5.0
+    );
+    assert_eq!(
+        metric_sum(&cluster, r#"gnomon_attempts_total{outcome="succeeded"}"#).await,
+        1.0
+    );
+    assert_eq!(metric_sum(&cluster, "gnomon_retries_total").await, 4.0);
+    assert_eq!(metric_sum(&cluster, "gnomon_dead_runs_total").await, 1.0);
     let (_, dead) = cluster.get(2, "/v1/runs?state=dead").await;
     let dead_ids: Vec<&str> = dead["runs"]
         .as_array()
