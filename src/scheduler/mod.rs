@@ -3,7 +3,7 @@
 //!
 //! It keeps each enabled job's next slot in a min-heap, so finding the
 //! earliest due slot never scans all jobs. It sleeps until that slot by the
-//! wall clock, in steps of at most [`MAX_SLEEP`] so that a clock step is
+//! wall clock, in steps of at most a second so that a clock step is
 //! noticed: nothing fires before the wall clock reaches its slot, and a jump
 //! forward is caught up at once (late slots under the misfire policy). All
 //! slots due at one moment go out as one proposal.

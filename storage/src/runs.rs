@@ -903,4 +903,145 @@ mod tests {
             Outcome::Run(RunOutcome::AlreadyHandled { .. })
         ));
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+        /// Whatever the commands: no job's history holds two runs for one
+        /// slot, a job's cursor never moves back, and every unfinished run a
+        /// job lists exists and is unfinished.
+        #[test]
+        fn no_slot_runs_twice_and_cursors_only_advance(
+            log in crate::delay_queue::model::timed_log(super::strategy::job_command())
+        ) {
+            let mut t = TestSm::new();
+            let mut clock = 0u64;
+            let mut cursors = std::collections::BTreeMap::new();
+            for (step, _, commands) in log {
+                clock += step;
+                t.apply(clock, commands);
+                let view = t.sm.read().unwrap();
+                for (name, job) in view.jobs().unwrap() {
+                    let runs = view.job_runs(&name, 10_000).unwrap();
+                    let scheduled: Vec<u64> = runs.iter().filter(|r| !r.manual).map(|r| r.scheduled_for_ms).collect();
+                    let unique: std::collections::BTreeSet<u64> = scheduled.iter().copied().collect();
+                    proptest::prop_assert_eq!(unique.len(), scheduled.len(), "{}: {:?}", name, scheduled);
+                    // A job re-created after a delete starts a new cursor.
+                    let previous = cursors.insert((name.clone(), job.created_at_ms), job.cursor_ms);
+                    proptest::prop_assert!(previous.is_none_or(|p| p <= job.cursor_ms));
+                    for id in &job.unfinished {
+                        let run = view.run(id).unwrap();
+                        proptest::prop_assert!(run.is_some_and(|r| !r.state.is_final()), "{} lists {}", name, id);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Random sequences of job, slot and attempt commands, for property tests.
+#[cfg(test)]
+pub(crate) mod strategy {
+    use proptest::prelude::*;
+
+    use crate::command::{
+        AttemptFinish, AttemptStart, Command, JobDelete, JobPut, JobSetEnabled, JobTrigger,
+        SlotDecision, SlotFire,
+    };
+    use crate::jobs::Concurrency;
+    use crate::runs::AttemptResult;
+
+    /// Names, slots and lease tokens come from small sets, so commands
+    /// often meet the jobs, runs and leases that earlier ones made.
+    pub(crate) fn job_command() -> impl Strategy<Value = Command> + Clone {
+        let job = prop::sample::select(vec!["a", "b"]).prop_map(String::from);
+        let slot = (1u64..40).prop_map(|s| s * 1_000);
+        let concurrency = prop::sample::select(vec![
+            Concurrency::Forbid,
+            Concurrency::Allow,
+            Concurrency::Replace,
+        ]);
+        let result = prop::sample::select(vec![
+            AttemptResult::Succeeded,
+            AttemptResult::Failed,
+            AttemptResult::TimedOut,
+            AttemptResult::HandedBack,
+        ]);
+        prop_oneof![
+            (
+                job.clone(),
+                concurrency,
+                prop::collection::vec(0u64..2_000, 0..3),
+                1u32..4,
+                0u8..2
+            )
+                .prop_map(
+                    |(name, concurrency, backoff_ms, history_limit, schedule)| {
+                        Command::JobPut(JobPut {
+                            name,
+                            definition: format!("{{\"v\":{history_limit}}}"),
+                            schedule_key: format!("s{schedule}"),
+                            enabled: true,
+                            concurrency,
+                            backoff_ms,
+                            history_limit,
+                        })
+                    }
+                ),
+            (job.clone(), any::<bool>()).prop_map(|(name, enabled)| Command::JobSetEnabled(
+                JobSetEnabled { name, enabled }
+            )),
+            job.clone()
+                .prop_map(|name| Command::JobDelete(JobDelete { name })),
+            (
+                job.clone(),
+                1u64..6,
+                slot.clone(),
+                prop::option::of(slot.clone()),
+                prop::option::of(1u64..5)
+            )
+                .prop_map(|(job, version, slot_ms, after, missed)| {
+                    let decision = match missed {
+                        Some(count) => SlotDecision::MissRange {
+                            last_ms: slot_ms + (count - 1) * 1_000,
+                            count,
+                            reason: "misfired".into(),
+                        },
+                        None => SlotDecision::Run {
+                            after: after.map(|a| format!("{job}{a}")),
+                        },
+                    };
+                    Command::SlotFire(SlotFire {
+                        run_id: format!("{job}{slot_ms}"),
+                        job,
+                        version,
+                        slot_ms,
+                        decision,
+                    })
+                }),
+            (job.clone(), 0u8..3).prop_map(|(job, n)| Command::JobTrigger(JobTrigger {
+                run_id: format!("{job}-manual-{n}"),
+                job,
+            })),
+            (1u64..4, 1u32..4, 0u8..3).prop_map(|(node, max, t)| Command::AttemptStart(
+                AttemptStart {
+                    node,
+                    max,
+                    visibility_ms: 100,
+                    lease_token: format!("t{t}"),
+                }
+            )),
+            (job, slot, 1u32..4, 0u8..3, result).prop_map(|(job, slot, attempt, t, result)| {
+                Command::AttemptFinish(AttemptFinish {
+                    run_id: format!("{job}{slot}"),
+                    attempt,
+                    lease_token: format!("t{t}-{attempt}"),
+                    result,
+                    status: Some(500),
+                    output: String::new(),
+                    error: None,
+                })
+            }),
+        ]
+    }
 }

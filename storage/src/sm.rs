@@ -594,6 +594,7 @@ mod tests {
                 lock_command(),
                 crate::delay_queue::model::queue_command(),
                 crate::ledger::model::ledger_command(),
+                crate::runs::strategy::job_command(),
             ].boxed())
         ) {
             let mut a = TestSm::new();
