@@ -99,9 +99,9 @@
     if (ms === null || ms === undefined) return '';
     if (ms < 1000) return ms + ' ms';
     const s = ms / 1000;
-    if (s < 90) return (s < 10 ? s.toFixed(1) : Math.round(s)) + ' s';
-    if (s < 5400) return Math.round(s / 60) + ' min';
-    if (s < 129600) return +(s / 3600).toFixed(1) + ' h';
+    if (s < 60) return +s.toFixed(s < 10 ? 1 : 0) + ' s';
+    if (s < 3600) return +(s / 60).toFixed(1) + ' min';
+    if (s < 86400) return +(s / 3600).toFixed(1) + ' h';
     return +(s / 86400).toFixed(1) + ' d';
   }
 
@@ -117,11 +117,17 @@
   }
 
   let token = localStorage.getItem(TOKEN_KEY) || '';
+  // Without a leader a linearizable read waits and then fails; the pages
+  // read this node's own state instead (?stale=true) until one is known.
+  let noLeader = false;
   let tokenAsk = null;     // the open token dialog's promise, shared by every 401
   let tokenDeclined = false;
 
   /** Call the API; resolves to the JSON body or throws an ApiError. */
   async function api(method, path, body) {
+    if (method === 'GET' && noLeader && path !== '/v1/cluster' && !/[?&]stale=/.test(path)) {
+      path += (path.includes('?') ? '&' : '?') + 'stale=true';
+    }
     for (let retried = false; ; retried = true) {
       const headers = { Accept: 'application/json' };
       if (token) headers.Authorization = 'Bearer ' + token;
@@ -142,6 +148,7 @@
       if (response.status === 401 && !retried && await askToken(data)) continue;
       if (!response.ok) {
         const e = data && typeof data.error === 'object' && data.error;
+        if (e && e.code === 'no_leader') noLeader = true;
         if (e) throw new ApiError(response.status, e.code, e.message, e.details);
         throw new ApiError(response.status, 'http_' + response.status, text || response.statusText);
       }
@@ -153,11 +160,9 @@
   function askToken(data) {
     if (tokenDeclined) return Promise.resolve(false);
     if (!tokenAsk) {
-      const said = data && data.error && data.error.message;
-      const reason = token
-        ? 'The node refused the stored token: ' + (said || 'unauthorized')
-        : 'This node asks for a token: ' + (said || 'unauthorized');
-      tokenAsk = openTokenDialog(reason).then((given) => {
+      const said = (data && data.error && data.error.message) || 'unauthorized';
+      const title = token ? 'The node refused the stored token' : 'This node needs a token';
+      tokenAsk = openTokenDialog(title, said).then((given) => {
         tokenAsk = null;
         if (!given) tokenDeclined = true;
         return given;
@@ -167,10 +172,11 @@
   }
 
   /** Resolves to true when a token was entered, false on cancel. */
-  function openTokenDialog(reason) {
+  function openTokenDialog(title, reason) {
     const dialog = $('#token-dialog');
     const input = $('#token-input');
-    $('#token-reason').textContent = reason || 'Requests to /v1 carry this token.';
+    $('#token-title').textContent = title;
+    $('#token-reason').textContent = reason;
     $('#token-forget').hidden = !token;
     input.value = token;
     return new Promise((resolve) => {
@@ -214,7 +220,7 @@
       h('span', { class: 'muted small' }, ' (' + status + ')'),
       err.status === 401 ? h('button', { type: 'button', class: 'small', onclick: () => {
         tokenDeclined = false;
-        openTokenDialog('Requests to /v1 need a token.').then((given) => given && refresh(true));
+        openTokenDialog('This node needs a token', err.message).then((given) => given && refresh(true));
       } }, 'Enter token') : null);
   }
 
@@ -255,6 +261,7 @@
     return button;
   }
 
+  /** Pause or resume, trigger and edit; delete too where `onDeleted` is given. */
   function jobActions(page, job, { onDeleted, onEdit } = {}) {
     const run = (fn, message) => async () => {
       try {
@@ -272,22 +279,22 @@
       actionButton('Trigger', run(() => api('POST', jobPath(job.name) + '/trigger'),
         (r) => `Triggered ${job.name}: run ${r && r.id ? r.id : ''} is ${r && r.state ? r.state : 'recorded'}.`), { 'data-action': 'trigger' }),
       onEdit ? actionButton('Edit', async () => onEdit(job), { 'data-action': 'edit' }) : null,
-      actionButton('Delete', async () => {
+      onDeleted ? actionButton('Delete', async () => {
         if (!window.confirm(`Delete job ${job.name}? Its unfinished runs are cancelled.`)) return;
         try {
           await api('DELETE', jobPath(job.name));
-          if (onDeleted) onDeleted(); else flash(page, `Deleted ${job.name}.`);
+          onDeleted();
         } catch (e) {
           flash(page, e);
         }
         await refresh(true);
-      }, { class: 'small danger', 'data-action': 'delete' }));
+      }, { class: 'small danger', 'data-action': 'delete' }) : null);
   }
 
   function targetSummary(t) {
     if (!t) return '';
-    if (t.type === 'http') return h('span', { class: 'target' }, h('b', null, t.method || 'POST'), ' ', t.url);
-    if (t.type === 'shell') return h('span', { class: 'target' }, h('b', null, 'sh'), ' ', t.command);
+    if (t.type === 'http') return h('span', { class: 'target', title: t.url }, h('b', null, t.method || 'POST'), ' ', t.url);
+    if (t.type === 'shell') return h('span', { class: 'target', title: t.command }, h('b', null, 'sh'), ' ', t.command);
     return JSON.stringify(t);
   }
 
@@ -593,26 +600,30 @@
 
   /**
    * A page: a fixed part (heading, forms) and a data part that each refresh
-   * replaces. `load` fetches and fills the data part.
+   * replaces. `load` fetches and fills the data part; an API error it
+   * throws is shown above that part until a load succeeds.
    */
   function page(title, { actions, load }) {
     const p = {
       el: null,
-      data: h('div', { class: 'data' }),
+      data: h('div', { class: 'data' }, h('p', { class: 'muted loading' }, 'Loading…')),
       flash: h('div', { class: 'flash' }),
       slot: h('div', { class: 'slot' }),
+      problem: h('div', { class: 'problem' }),
       load: null,
     };
     p.heading = h('h1', null, title);
     p.el = h('section', { class: 'page' },
       h('div', { class: 'page-head' }, p.heading, h('span', { class: 'spacer' }), actions ? actions(p) : null),
-      p.flash, p.slot, p.data);
+      p.flash, p.slot, p.problem, p.data);
+    // A failed reload keeps what the page showed last, under the error.
     p.load = async () => {
       try {
         await load(p);
+        fill(p.problem);
       } catch (e) {
         if (!(e instanceof ApiError)) throw e;
-        fill(p.data, errorBox(e));
+        fill(p.problem, errorBox(e));
       }
     };
     return p;
@@ -685,7 +696,9 @@
               h('div', { class: 'muted small' }, job.timezone || 'UTC', job.dialect === 'quartz' ? ' · quartz' : '')),
             h('td', { class: 'target-cell' }, targetSummary(job.target)),
             h('td', { class: 'state' }, job.enabled ? h('span', { class: 'badge enabled' }, 'active') : h('span', { class: 'badge paused' }, 'paused')),
-            h('td', null, next ? fireTime(next, true, false) : h('span', { class: 'muted' }, job.enabled ? '—' : 'paused')),
+            h('td', { class: 'next-fire' }, next
+              ? [fireTime(next, false, false), h('div', { class: 'muted small' }, toDate(next.utc) ? relative(toDate(next.utc)) : '')]
+              : h('span', { class: 'muted' }, job.enabled ? '—' : 'paused')),
             h('td', { class: 'last-run' }, run
               ? [h('a', { href: jobHref(job.name) }, badge(run.state)), h('div', { class: 'muted small' }, time(run.scheduled_for))]
               : h('span', { class: 'muted' }, 'none yet')),
@@ -811,14 +824,17 @@
   let current = null;
   let loading = null;
   let lastLoaded = 0;
+  let loadStarted = 0;
 
   function route() {
     const hash = location.hash.replace(/^#\/?/, '');
     const [head, ...rest] = hash.split('/');
     let key = head || 'jobs';
+    let name = '';
+    try { name = decodeURIComponent(rest.join('/')); } catch { name = rest.join('/'); }
     let p;
-    if (key === 'jobs' && rest.length) {
-      p = jobPage(decodeURIComponent(rest.join('/')));
+    if (key === 'jobs' && name) {
+      p = jobPage(name);
     } else {
       const pages = { cluster: clusterPage, jobs: jobsPage, dead: deadPage, locks: locksPage, queues: queuesPage };
       if (!pages[key]) key = 'jobs';
@@ -827,9 +843,9 @@
     for (const a of document.querySelectorAll('.tabs a')) {
       if (a.dataset.page === key) a.setAttribute('aria-current', 'page'); else a.removeAttribute('aria-current');
     }
-    document.title = `${key === 'jobs' && rest.length ? decodeURIComponent(rest.join('/')) : $(`.tabs a[data-page="${key}"]`).textContent} · gnomon`;
+    document.title = `${key === 'jobs' && name ? name : $(`.tabs a[data-page="${key}"]`).textContent} · gnomon`;
     current = p;
-    $('#main').replaceChildren(p.el);
+    fill($('#main'), p.el);
     loading = null;
     refresh();
   }
@@ -848,7 +864,9 @@
     }
     if (loading) return loading;
     const p = current;
-    loading = Promise.all([p.load(), nodeInfo()]).then(() => {
+    loadStarted = Date.now();
+    // The header first: it answers at once and tells whether a leader is known.
+    loading = nodeInfo().then(() => p.load()).then(() => {
       if (current === p) lastLoaded = Date.now();
     }).finally(() => { if (current === p) loading = null; });
     return loading;
@@ -858,7 +876,12 @@
     const el = $('#node-info');
     try {
       const c = await api('GET', '/v1/cluster');
-      const leader = c.leader_id === null || c.leader_id === undefined ? 'no leader' : `leader ${c.leader_id}`;
+      noLeader = c.leader_id === null || c.leader_id === undefined;
+      const leader = noLeader ? 'no leader' : `leader ${c.leader_id}`;
+      const banner = $('#banner');
+      banner.hidden = !noLeader;
+      fill(banner, `No leader is known to node ${c.node_id}: pages show its own state, which may be stale, `
+        + 'and changes wait until a leader is elected.');
       fill(el, h('span', { class: 'dot ' + (c.leader_id ? 'ok' : 'bad') }), `node ${c.node_id} · ${leader} · term ${c.term}`);
     } catch (e) {
       fill(el, h('span', { class: 'dot bad' }), e.status === 401 ? 'token needed' : 'unreachable');
@@ -870,13 +893,16 @@
     const busy = $('#token-dialog').open || document.hidden;
     if (live && !busy && Date.now() - lastLoaded >= REFRESH_MS - 100) refresh();
     const age = lastLoaded ? Math.round((Date.now() - lastLoaded) / 1000) : null;
-    $('#live-label').textContent = live ? (age !== null && age > 5 ? `Live (${age}s old)` : 'Live') : 'Paused';
+    const waiting = loading && Date.now() - loadStarted > 2000;
+    $('#live-label').textContent = waiting ? 'Waiting for the node…'
+      : !live ? 'Paused' : age !== null && age > 5 ? `Live (${age}s old)` : 'Live';
   }
 
   document.addEventListener('DOMContentLoaded', () => {
     $('#token-button').addEventListener('click', () => {
       tokenDeclined = false;
-      openTokenDialog(token ? 'A token is stored for this node.' : 'Requests to /v1 carry this token.')
+      openTokenDialog('Token', token ? 'A token is stored for this node; requests to /v1 carry it.'
+        : 'No token is stored. Nodes started with --token need one for /v1.')
         .then(() => refresh(true));
     });
     $('#live').addEventListener('change', tick);
