@@ -89,6 +89,25 @@ async function apiGet(p) {
     assert.equal(await page.locator('#job-form').count(), 0, 'the form closes after saving');
     assert.equal((await apiGet('/v1/jobs/ui-created')).body.schedule, '0 */10 * * * *');
 
+    step('editing keeps the fields the form does not show, and JSON errors come back verbatim');
+    await page.locator(row('nightly-report') + ' [data-action=edit]').click();
+    assert.equal(await page.locator('#f-schedule').inputValue(), '0 30 2 * * *');
+    assert.equal(await page.locator('#f-timezone').inputValue(), 'Europe/Berlin');
+    await page.fill('#f-schedule', '0 45 2 * * *');
+    await page.click('#job-form button[type=submit]');
+    await page.locator('#job-form').waitFor({ state: 'detached' });
+    const edited = (await apiGet('/v1/jobs/nightly-report')).body;
+    assert.equal(edited.schedule, '0 45 2 * * *');
+    assert.deepEqual(edited.labels, { team: '<b>billing</b>' });
+    assert.match(edited.target.body, /^<img/);
+    await page.locator(row('nightly-report') + ' [data-action=edit]').click();
+    await page.click('#job-form button:text("Edit as JSON")');
+    await page.fill('#f-json', '{"schedule": "0 45 2 * * *", "target": ');
+    await page.click('#job-form button[type=submit]');
+    await formError.waitFor();
+    assert.equal(await formError.locator('.error-code').textContent(), 'malformed_json');
+    await page.click('#job-form button:text("Cancel")');
+
     step('the job page shows the definition, next fire times and runs with attempts');
     await page.locator(row(JOB) + ' a.job-name').click();
     await page.waitForURL(/#\/jobs\/ui-test%2Fhook$/);
