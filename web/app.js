@@ -426,7 +426,9 @@
     const base = job ? bodyOf(job) : {};
     const t = base.target || { type: 'http', method: 'POST' };
     const editing = Boolean(job);
-    const backoff = base.retry && Array.isArray(base.retry.backoff_ms) ? base.retry.backoff_ms.join(', ') : '';
+    // A new job starts with the API's default tiers, so an empty field can mean one attempt.
+    const backoff = base.retry && Array.isArray(base.retry.backoff_ms) ? base.retry.backoff_ms.join(', ')
+      : job ? '' : '0, 300000, 3600000, 86400000';
 
     const f = {
       name: h('input', { name: 'name', id: 'f-name', value: job ? job.name : '', required: true, disabled: editing || null,
@@ -447,7 +449,7 @@
         autocomplete: 'off', spellcheck: 'false', class: 'mono' }),
       timeout_ms: h('input', { name: 'timeout_ms', id: 'f-timeout_ms', value: t.timeout_ms ?? '', placeholder: 'default',
         inputmode: 'numeric', autocomplete: 'off' }),
-      backoff: h('input', { name: 'backoff', id: 'f-backoff', value: backoff, placeholder: '0, 300000, 3600000, 86400000',
+      backoff: h('input', { name: 'backoff', id: 'f-backoff', value: backoff, placeholder: 'none: one attempt',
         autocomplete: 'off', spellcheck: 'false', class: 'mono' }),
       enabled: h('input', { type: 'checkbox', name: 'enabled', id: 'f-enabled', checked: base.enabled !== false || null }),
     };
@@ -482,8 +484,7 @@
       if (timeout) target.timeout_ms = numberOrText(timeout); else delete target.timeout_ms;
       body.target = target;
       const tiers = f.backoff.value.trim();
-      if (tiers) body.retry = { ...(base.retry || {}), backoff_ms: tiers.split(/[\s,]+/).filter(Boolean).map(numberOrText) };
-      else if (base.retry) body.retry = { ...base.retry, backoff_ms: [] };
+      body.retry = { ...(base.retry || {}), backoff_ms: tiers ? tiers.split(/[\s,]+/).filter(Boolean).map(numberOrText) : [] };
       return body;
     }
 
