@@ -9,3 +9,4 @@ mod ledger;
 mod locks;
 mod queues;
 mod support;
+mod ui;

@@ -1,4 +1,5 @@
-//! The public HTTP API under `/v1`, plus `/healthz` and `/readyz`.
+//! The public HTTP API under `/v1`, plus `/healthz` and `/readyz`, and the
+//! web UI (`/` and `/ui/*`, see [`ui`]).
 //!
 //! Each feature exposes a `router()`; [`app`] merges them, so tests can call
 //! the whole API without a socket. Only this module knows the public HTTP
@@ -14,6 +15,7 @@ pub mod json;
 pub mod ledger;
 pub mod locks;
 pub mod queues;
+pub mod ui;
 pub mod views;
 pub(crate) mod wait;
 
@@ -101,6 +103,7 @@ pub fn app(state: AppState, max_body_bytes: usize) -> Router {
     Router::new()
         .nest("/v1", v1)
         .merge(health::router())
+        .merge(ui::router())
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(state)
 }
