@@ -11,7 +11,7 @@
   const TOKEN_KEY = 'gnomon.token';
   // Fields a job view adds to the body the job was put with; an edit sends
   // the body back without them (the API refuses unknown fields).
-  const VIEW_ONLY = ['name', 'version', 'created_at', 'updated_at', 'cursor', 'unfinished_runs', 'next'];
+  const VIEW_ONLY = ['name', 'version', 'created_at', 'updated_at', 'cursor', 'unfinished_runs', 'last_run', 'next'];
 
   // ---------------------------------------------------------------- DOM
 
@@ -583,7 +583,9 @@
         onSaved(saved, !editing);
       } catch (e) {
         fill(error, errorBox(e));
-        const hit = FIELD_INPUTS.find(([re]) => re.test(e.message || ''));
+        // The API names the field in `details.field` (and at the start of the message).
+        const named = (e.details && e.details.field) || e.message || '';
+        const hit = FIELD_INPUTS.find(([re]) => re.test(named));
         if (hit && !jsonMode) {
           f[hit[1]].setAttribute('aria-invalid', 'true');
           f[hit[1]].focus();
@@ -684,12 +686,9 @@
       actions: (p) => h('button', { type: 'button', class: 'primary', id: 'new-job', onclick: () => openForm(p, null) }, 'New job'),
       load: async (p) => {
         const { jobs } = await api('GET', '/v1/jobs');
-        // The job list carries no run state: ask each job for its newest run.
-        const last = await Promise.all(jobs.map((j) =>
-          api('GET', jobPath(j.name) + '/runs?limit=1&stale=true').then((r) => r.runs[0] || null, () => null)));
         fill(p.heading, 'Jobs ', h('span', { class: 'count' }, jobs.length));
-        const rows = jobs.map((job, i) => {
-          const run = last[i];
+        const rows = jobs.map((job) => {
+          const run = job.last_run;
           const next = (job.next || [])[0];
           return h('tr', { 'data-job': job.name },
             h('td', null, h('a', { href: jobHref(job.name), class: 'job-name' }, job.name)),

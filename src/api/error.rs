@@ -63,6 +63,12 @@ impl ApiError {
         )
     }
 
+    /// Name the offending field in `details.field` too, so clients need not
+    /// parse the message (which also starts with it).
+    pub fn for_field(self, field: &str) -> Self {
+        self.with_details(json!({ "field": field }))
+    }
+
     /// Attach structured details to the error body.
     pub fn with_details(mut self, details: Value) -> Self {
         self.details = Some(details);
@@ -82,7 +88,7 @@ impl IntoResponse for ApiError {
 
 impl From<gnomon_storage::limits::InvalidInput> for ApiError {
     fn from(invalid: gnomon_storage::limits::InvalidInput) -> Self {
-        ApiError::bad_request("invalid_field", invalid.to_string())
+        ApiError::bad_request("invalid_field", invalid.to_string()).for_field(&invalid.field)
     }
 }
 

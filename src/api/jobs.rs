@@ -42,7 +42,7 @@ impl From<SpecError> for ApiError {
         } else {
             StatusCode::BAD_REQUEST
         };
-        ApiError::new(status, e.code, e.message)
+        ApiError::new(status, e.code, e.message).for_field(&e.field)
     }
 }
 
@@ -60,7 +60,8 @@ async fn job_view(state: &AppState, name: &str) -> Result<Value, ApiError> {
     let view = state.consensus.read()?;
     let now = view.vars()?.log_now_ms.max(gnomon_raft::wall_clock_ms());
     let record = view.job(name)?.ok_or_else(|| job_not_found(name))?;
-    Ok(views::job(name, &record, now))
+    let last = view.job_runs(name, 1)?;
+    Ok(views::job(name, &record, last.first(), now))
 }
 
 async fn put(
@@ -94,7 +95,8 @@ async fn get_one(
     let view = state.consensus.read()?;
     let now = view.vars()?.log_now_ms.max(gnomon_raft::wall_clock_ms());
     let record = view.job(&name)?.ok_or_else(|| job_not_found(&name))?;
-    Ok(Json(views::job(&name, &record, now)))
+    let last = view.job_runs(&name, 1)?;
+    Ok(Json(views::job(&name, &record, last.first(), now)))
 }
 
 async fn list(
@@ -104,11 +106,11 @@ async fn list(
     state.read_barrier(&query).await?;
     let view = state.consensus.read()?;
     let now = view.vars()?.log_now_ms.max(gnomon_raft::wall_clock_ms());
-    let jobs: Vec<Value> = view
-        .jobs()?
-        .iter()
-        .map(|(name, record)| views::job(name, record, now))
-        .collect();
+    let mut jobs = Vec::new();
+    for (name, record) in view.jobs()? {
+        let last = view.job_runs(&name, 1)?;
+        jobs.push(views::job(&name, &record, last.first(), now));
+    }
     Ok(Json(json!({ "jobs": jobs })))
 }
 

@@ -65,7 +65,7 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         } else if path == "." {
             ApiError::bad_request("invalid_body", format!("request body: {inner}"))
         } else {
-            ApiError::bad_request("invalid_field", format!("{path}: {inner}"))
+            ApiError::bad_request("invalid_field", format!("{path}: {inner}")).for_field(&path)
         }
     })
 }

@@ -21,9 +21,10 @@ pub fn rfc3339(ms: u64) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-/// A job: its body with every default, plus what the cluster knows of it
-/// and its next fire times after `now_ms` (none while paused).
-pub fn job(name: &str, record: &JobRecord, now_ms: u64) -> Value {
+/// A job: its body with every default, plus what the cluster knows of it,
+/// a summary of its latest run, and its next fire times after `now_ms`
+/// (none while paused).
+pub fn job(name: &str, record: &JobRecord, last_run: Option<&RunRecord>, now_ms: u64) -> Value {
     let mut view = Map::new();
     view.insert("name".into(), json!(name));
     view.insert("version".into(), json!(record.version));
@@ -37,6 +38,14 @@ pub fn job(name: &str, record: &JobRecord, now_ms: u64) -> Value {
     view.insert("updated_at".into(), json!(rfc3339(record.updated_at_ms)));
     view.insert("cursor".into(), json!(rfc3339(record.cursor_ms)));
     view.insert("unfinished_runs".into(), json!(record.unfinished));
+    view.insert(
+        "last_run".into(),
+        json!(last_run.map(|r| json!({
+            "id": r.id,
+            "state": r.state.as_str(),
+            "scheduled_for": rfc3339(r.scheduled_for_ms),
+        }))),
+    );
     let next: Vec<Value> = match (record.enabled, spec.and_then(|s| s.schedule().ok())) {
         (true, Some(schedule)) => {
             let from = i64::try_from(now_ms.max(record.cursor_ms))
