@@ -56,9 +56,7 @@ fn unexpected(outcome: impl std::fmt::Debug) -> ApiError {
 
 /// A job as the API shows it, read after the change that just applied.
 async fn job_view(state: &AppState, name: &str) -> Result<Value, ApiError> {
-    state.consensus.linearize().await?;
-    let view = state.consensus.read()?;
-    let now = view.vars()?.log_now_ms.max(gnomon_raft::wall_clock_ms());
+    let (view, now) = state.read(&ReadQuery::default()).await?;
     let record = view.job(name)?.ok_or_else(|| job_not_found(name))?;
     let last = view.job_runs(name, 1)?;
     Ok(views::job(name, &record, last.first(), now))
@@ -91,9 +89,7 @@ async fn get_one(
     ApiQuery(query): ApiQuery<ReadQuery>,
 ) -> Result<Json<Value>, ApiError> {
     check_name("name", &name)?;
-    state.read_barrier(&query).await?;
-    let view = state.consensus.read()?;
-    let now = view.vars()?.log_now_ms.max(gnomon_raft::wall_clock_ms());
+    let (view, now) = state.read(&query).await?;
     let record = view.job(&name)?.ok_or_else(|| job_not_found(&name))?;
     let last = view.job_runs(&name, 1)?;
     Ok(Json(views::job(&name, &record, last.first(), now)))
@@ -103,9 +99,7 @@ async fn list(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<ReadQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    state.read_barrier(&query).await?;
-    let view = state.consensus.read()?;
-    let now = view.vars()?.log_now_ms.max(gnomon_raft::wall_clock_ms());
+    let (view, now) = state.read(&query).await?;
     let mut jobs = Vec::new();
     for (name, record) in view.jobs()? {
         let last = view.job_runs(&name, 1)?;

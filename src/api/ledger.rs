@@ -200,11 +200,9 @@ async fn get_one(
     ApiQuery(query): ApiQuery<ReadQuery>,
 ) -> Result<Json<RecordView>, ApiError> {
     check_name("key", &key)?;
-    state.read_barrier(&query).await?;
-    let view = state.consensus.read()?;
-    // Live by the log's clock and by this node's wall clock: a record that
-    // expired while the cluster was idle is shown as gone.
-    let now = view.vars()?.log_now_ms.max(gnomon_raft::wall_clock_ms());
+    // Judged at the later clock: a record that expired while the cluster
+    // was idle is shown as gone.
+    let (view, now) = state.read(&query).await?;
     match view.ledger(&key)? {
         Some(r) if r.is_live(now) => Ok(Json(RecordView::new(&key, r))),
         _ => Err(refusal(&key, LedgerOutcome::NotFound)),

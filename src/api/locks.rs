@@ -216,23 +216,15 @@ async fn release(
     }
 }
 
-/// Held means live by the log's clock and by this node's wall clock: a
-/// lease that lapsed while the cluster was idle is shown as free.
-fn is_held(record: &LockRecord, log_now_ms: u64) -> bool {
-    record.is_live(log_now_ms.max(gnomon_raft::wall_clock_ms()))
-}
-
 async fn list(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<ReadQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    state.read_barrier(&query).await?;
-    let view = state.consensus.read()?;
-    let now = view.vars()?.log_now_ms;
+    let (view, now) = state.read(&query).await?;
     let locks: Vec<LockView> = view
         .locks()?
         .into_iter()
-        .filter(|(_, r)| is_held(r, now))
+        .filter(|(_, r)| r.is_live(now))
         .map(|(name, r)| LockView::new(name, r))
         .collect();
     Ok(Json(json!({ "locks": locks })))
@@ -244,11 +236,9 @@ async fn get_one(
     ApiQuery(query): ApiQuery<ReadQuery>,
 ) -> Result<Json<LockView>, ApiError> {
     check_name("name", &name)?;
-    state.read_barrier(&query).await?;
-    let view = state.consensus.read()?;
-    let now = view.vars()?.log_now_ms;
+    let (view, now) = state.read(&query).await?;
     match view.lock(&name)? {
-        Some(r) if is_held(&r, now) => Ok(Json(LockView::new(name, r))),
+        Some(r) if r.is_live(now) => Ok(Json(LockView::new(name, r))),
         _ => Err(ApiError::not_found(
             "lock_not_found",
             format!("lock {name:?} is not held"),

@@ -24,6 +24,7 @@ use std::sync::Arc;
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
 use gnomon_raft::Consensus;
+use gnomon_storage::sm::ReadView;
 use serde::Deserialize;
 
 /// What every handler can reach.
@@ -50,6 +51,17 @@ pub struct ReadQuery {
 }
 
 impl AppState {
+    /// A view of the state for a read (linearizable unless the caller asked
+    /// for a stale one) and the instant to judge leases and due times at:
+    /// the later of the log's clock and this node's, so that a lease that
+    /// lapsed while the cluster was idle reads as lapsed.
+    pub async fn read(&self, query: &ReadQuery) -> Result<(ReadView, u64), error::ApiError> {
+        self.read_barrier(query).await?;
+        let view = self.consensus.read()?;
+        let now = view.vars()?.log_now_ms.max(gnomon_raft::wall_clock_ms());
+        Ok((view, now))
+    }
+
     /// Make the next read linearizable unless the caller asked for a stale one.
     pub async fn read_barrier(&self, query: &ReadQuery) -> Result<(), error::ApiError> {
         if !query.stale {

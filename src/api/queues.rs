@@ -456,19 +456,11 @@ async fn extend(
     }
 }
 
-/// The time reads are judged at: the log's clock, or this node's wall
-/// clock if it is ahead (the cluster may have been idle).
-fn read_now(view: &gnomon_storage::sm::ReadView) -> Result<u64, ApiError> {
-    Ok(view.vars()?.log_now_ms.max(gnomon_raft::wall_clock_ms()))
-}
-
 async fn list(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<ReadQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    state.read_barrier(&query).await?;
-    let view = state.consensus.read()?;
-    let now = read_now(&view)?;
+    let (view, now) = state.read(&query).await?;
     let queues: Vec<Value> = view.queues(now)?.iter().map(stats_view).collect();
     Ok(Json(json!({ "queues": queues })))
 }
@@ -481,9 +473,7 @@ async fn get_one(
     ApiQuery(query): ApiQuery<ReadQuery>,
 ) -> Result<Json<Value>, ApiError> {
     check_name("queue", &queue)?;
-    state.read_barrier(&query).await?;
-    let view = state.consensus.read()?;
-    let now = read_now(&view)?;
+    let (view, now) = state.read(&query).await?;
     let stats = view.queue_stats(&queue, now)?.unwrap_or(QueueStats {
         name: queue.clone(),
         ready: 0,
@@ -503,9 +493,7 @@ async fn get_message(
 ) -> Result<Json<Value>, ApiError> {
     check_name("queue", &queue)?;
     check_name("id", &id)?;
-    state.read_barrier(&query).await?;
-    let view = state.consensus.read()?;
-    let now = read_now(&view)?;
+    let (view, now) = state.read(&query).await?;
     match view.queue_message(&queue, &id)? {
         Some(r) => Ok(Json(message_view(&queue, &id, r, now))),
         None => Err(refusal(&queue, &id, QueueOutcome::MessageNotFound)),
@@ -525,11 +513,7 @@ async fn dead(
             format!("limit: must be between 1 and {MAX_DEAD_LIMIT}, got {limit}"),
         ));
     }
-    state
-        .read_barrier(&ReadQuery { stale: query.stale })
-        .await?;
-    let view = state.consensus.read()?;
-    let now = read_now(&view)?;
+    let (view, now) = state.read(&ReadQuery { stale: query.stale }).await?;
     let messages: Vec<Value> = view
         .dead_letters(&queue, limit)?
         .into_iter()
