@@ -108,6 +108,11 @@ impl TestNode {
         self.child.is_some()
     }
 
+    /// The process id while the node runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Start the process with `extra` arguments after the usual ones.
     pub fn start(&mut self, extra: &[&str]) {
         assert!(self.child.is_none(), "node {} is already running", self.id);
