@@ -474,3 +474,43 @@ async fn a_node_killed_mid_write_keeps_everything_it_acknowledged() {
         missing.len()
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn entries_larger_than_a_default_body_limit_replicate() {
+    // Eight concurrent near-1-MiB payloads: group commit packs several into
+    // one entry, and one append to a follower carries megabytes.
+    let cluster = TestCluster::start(3, &[]).await;
+    let payload = "x".repeat(900 * 1024);
+    let mut writers = Vec::new();
+    for i in 0..8 {
+        let (http, url, payload) = (
+            cluster.http.clone(),
+            cluster.nodes[i % 3].url(),
+            payload.clone(),
+        );
+        writers.push(tokio::spawn(async move {
+            let body = json!({ "payload": payload, "dedup_key": format!("big-{i}") });
+            let r = http
+                .post(format!("{url}/v1/queues/big/messages"))
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            r.status()
+        }));
+    }
+    for w in writers {
+        assert_eq!(w.await.unwrap(), StatusCode::OK);
+    }
+    for i in 0..3 {
+        wait_for(
+            "every node to hold all eight",
+            Duration::from_secs(30),
+            || async {
+                let (_, q) = cluster.get(i, "/v1/queues/big?stale=true").await;
+                (q["ready"] == 8).then_some(())
+            },
+        )
+        .await;
+    }
+}

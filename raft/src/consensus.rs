@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
+use axum::extract::DefaultBodyLimit;
 use axum::extract::State;
 use axum::response::Response;
 use axum::routing::post;
@@ -37,6 +38,13 @@ use crate::types::{Metrics, Node, NodeId, Raft};
 
 /// How long a request waits for a leader before giving up.
 const LEADER_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Most entries one append to a follower carries.
+pub const MAX_PAYLOAD_ENTRIES: u64 = 32;
+
+/// Largest body a peer may send: [`MAX_PAYLOAD_ENTRIES`] entries of the
+/// largest size group commit makes, with room to spare.
+pub const PEER_BODY_LIMIT: usize = 512 << 20;
 
 /// How long a new member gets to catch up with the log before it is a voter.
 const CATCH_UP_DEADLINE: Duration = Duration::from_secs(60);
@@ -76,6 +84,7 @@ impl Settings {
             snapshot_policy: SnapshotPolicy::LogsSinceLast(self.snapshot_every),
             max_in_snapshot_log_to_keep: self.keep_behind_snapshot,
             purge_batch_size: 64,
+            max_payload_entries: MAX_PAYLOAD_ENTRIES,
             ..Default::default()
         }
         .validate()
@@ -203,13 +212,20 @@ impl Consensus {
     }
 
     /// The routes peers call: Raft RPCs, `/raft/forward` and `/raft/hello`.
+    ///
+    /// Their bodies may be far larger than a client's: one append carries
+    /// up to [`MAX_PAYLOAD_ENTRIES`] entries of several MiB each, so these
+    /// routes have their own limit, [`PEER_BODY_LIMIT`] (peers authenticate
+    /// with the cluster token when one is set).
     pub fn router(&self) -> Router {
-        crate::network::rpc_routes(self.inner.raft.clone()).merge(
-            Router::new()
-                .route("/raft/forward", post(forward_handler))
-                .route("/raft/hello", post(hello_handler))
-                .with_state(self.clone()),
-        )
+        crate::network::rpc_routes(self.inner.raft.clone())
+            .merge(
+                Router::new()
+                    .route("/raft/forward", post(forward_handler))
+                    .route("/raft/hello", post(hello_handler))
+                    .with_state(self.clone()),
+            )
+            .layer(DefaultBodyLimit::max(PEER_BODY_LIMIT))
     }
 
     /// Whether this node has a membership (bootstrapped, or added to a cluster).
