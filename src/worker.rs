@@ -343,6 +343,13 @@ impl AttemptTask {
         };
         tracing::info!(outcome = result.as_str(), status = ?report.status, "attempt finished");
         self.metrics.attempt_finished(result);
+        // The worker is free as soon as the target has answered; the report
+        // goes on in the background (its lease is no longer renewed, so if
+        // the report cannot get through before it lapses, the attempt runs
+        // again elsewhere, under the same idempotency key).
+        if let Ok(mut running) = self.running.lock() {
+            running.remove(&attempt.run_id);
+        }
         let finish = AttemptFinish {
             run_id: attempt.run_id.clone(),
             attempt: attempt.attempt,
@@ -354,9 +361,6 @@ impl AttemptTask {
         };
         if let Some(state) = self.report(finish).await {
             self.metrics.run_moved(state);
-        }
-        if let Ok(mut running) = self.running.lock() {
-            running.remove(&attempt.run_id);
         }
     }
 

@@ -80,7 +80,6 @@ async fn jobs_are_created_versioned_paused_resumed_and_deleted() {
     let (_, runs) = cluster.get(2, "/v1/jobs/nightly/runs").await;
     assert_eq!(runs["runs"][0]["id"], run["id"]);
     assert_eq!(after["last_run"]["id"], run["id"]);
-    assert_eq!(after["last_run"]["state"], run["state"]);
     let (_, one) = cluster
         .get(1, &format!("/v1/runs/{}", run["id"].as_str().unwrap()))
         .await;

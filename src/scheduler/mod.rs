@@ -16,12 +16,13 @@
 pub mod plan;
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use std::sync::Arc;
 use std::time::Duration;
 
 use gnomon_raft::{wall_clock_ms, Consensus, ConsensusError};
 use gnomon_storage::command::{Command, Outcome, SlotDecision, SlotFire};
+use gnomon_storage::jobs::JobRecord;
 use gnomon_storage::runs::RunOutcome;
 use gnomon_storage::sm::ReadView;
 use tokio::task::JoinHandle;
@@ -34,8 +35,10 @@ use plan::{plan, Decision, Policy};
 /// Longest single sleep: how soon a wall-clock step forward is noticed.
 const MAX_SLEEP: Duration = Duration::from_secs(1);
 
-/// Most slot decisions in one proposal, to bound the size of one entry.
-const MAX_BATCH: usize = 5_000;
+/// Most slot decisions in one proposal, to bound the size of one entry
+/// (about 100 bytes each). A burst up to this size is stamped and applied
+/// as one entry, so all its runs carry the same fire time.
+const MAX_BATCH: usize = 20_000;
 
 /// Start the scheduler task; it runs until aborted, acting only while this
 /// node leads.
@@ -66,8 +69,8 @@ struct Entry {
 
 /// Every enabled job's next slot.
 struct Slots {
-    /// The `jobs_revision` this was built from.
-    revision: u64,
+    /// The `jobs_revision` the table reflects; `None` before the first load.
+    revision: Option<u64>,
     entries: BTreeMap<String, Entry>,
     heap: BinaryHeap<Reverse<(i64, String)>>,
 }
@@ -75,48 +78,75 @@ struct Slots {
 impl Slots {
     fn empty() -> Self {
         Self {
-            revision: u64::MAX,
+            revision: None,
             entries: BTreeMap::new(),
             heap: BinaryHeap::new(),
         }
     }
 
-    /// Rebuild from the state, reusing parsed schedules of unchanged jobs.
-    fn reload(&mut self, view: &ReadView) -> gnomon_storage::Result<()> {
-        let mut old = std::mem::take(&mut self.entries);
-        self.heap.clear();
-        self.revision = view.vars()?.jobs_revision;
-        for (name, record) in view.jobs()? {
-            if !record.enabled {
-                continue;
-            }
-            let cursor_ms = i64::try_from(record.cursor_ms).unwrap_or(i64::MAX);
-            let reused = old.remove(&name).filter(|e| e.version == record.version);
-            let (schedule, policy) = match reused {
-                Some(e) => (e.schedule, e.policy),
-                None => match JobSpec::parse_stored(&record.definition)
-                    .ok()
-                    .and_then(|s| Some((s.schedule().ok()?, s.policy())))
-                {
-                    Some(parsed) => parsed,
-                    None => {
-                        tracing::error!(job_id = %name, "a stored job does not parse; it is not scheduled");
-                        continue;
-                    }
-                },
-            };
-            let mut entry = Entry {
+    /// Catch up with the state: every job on the first call, then only the
+    /// jobs put, paused or resumed since, so a change costs the leader
+    /// work in proportion to the change, not to the number of jobs.
+    fn refresh(&mut self, view: &ReadView) -> gnomon_storage::Result<()> {
+        let revision = view.vars()?.jobs_revision;
+        if self.revision == Some(revision) {
+            return Ok(());
+        }
+        let changed = match self.revision {
+            Some(seen) => view.jobs_changed_after(seen)?,
+            None => view.jobs()?,
+        };
+        for (name, record) in changed {
+            self.upsert(name, &record);
+        }
+        self.revision = Some(revision);
+        Ok(())
+    }
+
+    /// Track `record` as the job's current state (or stop tracking it if
+    /// paused), reusing the parsed schedule when the version is unchanged.
+    fn upsert(&mut self, name: String, record: &JobRecord) {
+        let old = self.entries.remove(&name);
+        if !record.enabled {
+            return;
+        }
+        let (schedule, policy) = match old.filter(|e| e.version == record.version) {
+            Some(e) => (e.schedule, e.policy),
+            None => match JobSpec::parse_stored(&record.definition)
+                .ok()
+                .and_then(|s| Some((s.schedule().ok()?, s.policy())))
+            {
+                Some(parsed) => parsed,
+                None => {
+                    tracing::error!(job_id = %name, "a stored job does not parse; it is not scheduled");
+                    return;
+                }
+            },
+        };
+        let cursor_ms = i64::try_from(record.cursor_ms).unwrap_or(i64::MAX);
+        let next_ms = schedule.next_after_ms(cursor_ms);
+        if let Some(next) = next_ms {
+            self.heap.push(Reverse((next, name.clone())));
+        }
+        self.entries.insert(
+            name,
+            Entry {
                 version: record.version,
                 schedule,
                 policy,
                 cursor_ms,
-                next_ms: None,
-            };
-            entry.next_ms = entry.schedule.next_after_ms(cursor_ms);
-            if let Some(next) = entry.next_ms {
-                self.heap.push(Reverse((next, name.clone())));
+                next_ms,
+            },
+        );
+    }
+
+    /// Re-read one job after a decision found it changed or gone.
+    fn reread(&mut self, view: &ReadView, name: &str) -> gnomon_storage::Result<()> {
+        match view.job(name)? {
+            Some(record) => self.upsert(name.to_string(), &record),
+            None => {
+                self.entries.remove(name);
             }
-            self.entries.insert(name, entry);
         }
         Ok(())
     }
@@ -133,14 +163,14 @@ impl Slots {
     }
 
     /// Take every job whose next slot is at or before `now_ms`.
-    fn take_due(&mut self, now_ms: i64) -> Vec<String> {
-        let mut due = Vec::new();
+    fn take_due(&mut self, now_ms: i64) -> BTreeSet<String> {
+        let mut due = BTreeSet::new();
         while let Some(slot) = self.earliest() {
             if slot > now_ms {
                 break;
             }
             if let Some(Reverse((_, name))) = self.heap.pop() {
-                due.push(name);
+                due.insert(name);
             }
         }
         due
@@ -168,11 +198,7 @@ async fn lead(consensus: &Consensus, metrics: &Metrics) -> Result<(), ConsensusE
     let mut leadership = consensus.metrics();
     tracing::info!(node_id = consensus.id(), "scheduling as leader");
     while consensus.is_leader() {
-        let view = consensus.read()?;
-        if view.vars().map_err(storage)?.jobs_revision != slots.revision {
-            slots.reload(&view).map_err(storage)?;
-        }
-        drop(view);
+        slots.refresh(&consensus.read()?).map_err(storage)?;
         let now = i64::try_from(wall_clock_ms()).unwrap_or(i64::MAX);
         match slots.earliest() {
             Some(slot) if slot <= now => fire(consensus, metrics, &mut slots, now).await?,
@@ -247,11 +273,14 @@ async fn fire(
                 Outcome::Run(RunOutcome::AlreadyHandled { cursor_ms }) => {
                     slots.advance(name, i64::try_from(cursor_ms).unwrap_or(i64::MAX));
                 }
-                // The job changed (or went) under this decision: rebuild.
+                // The job changed (or went) under this decision: look again.
                 Outcome::Run(
                     RunOutcome::Stale { .. } | RunOutcome::Disabled | RunOutcome::JobNotFound,
                 ) => {
-                    slots.revision = u64::MAX;
+                    let view = consensus.read()?;
+                    slots
+                        .reread(&view, name)
+                        .map_err(|e| ConsensusError::Fatal(e.to_string()))?;
                 }
                 other => {
                     tracing::error!(job_id = %name, ?other, "unexpected outcome of a slot decision")

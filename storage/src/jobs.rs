@@ -8,11 +8,13 @@
 //! A slot at or before the cursor is never fired again, whoever leads and
 //! whatever any clock says (SPEC §2).
 
-use redb::{ReadableTable, Table};
+use redb::{ReadableTable, Table, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
 use crate::codec;
 use crate::error::Result;
+use crate::tables::JOB_REVISIONS;
+use crate::vars::Vars;
 
 /// What happens to a slot that comes while an earlier run is unfinished.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,6 +78,8 @@ pub struct JobRecord {
     pub history_len: u64,
     /// Runs not yet finished (pending, running, retrying), oldest first.
     pub unfinished: Vec<String>,
+    /// The `jobs_revision` of its last change to definition or enabled state.
+    pub revision: u64,
 }
 
 impl JobRecord {
@@ -104,6 +108,46 @@ pub(crate) fn put(
 ) -> Result<()> {
     table.insert(name.as_bytes(), codec::encode(job).as_slice())?;
     Ok(())
+}
+
+/// Record a change to `job` (definition or enabled state): take the next
+/// `jobs_revision` and move the job's row in `job_revisions` to it.
+pub(crate) fn touch(
+    txn: &WriteTransaction,
+    vars: &mut Vars,
+    name: &str,
+    job: &mut JobRecord,
+) -> Result<()> {
+    let mut revisions = txn.open_table(JOB_REVISIONS)?;
+    revisions.remove(job.revision.to_be_bytes().as_slice())?;
+    vars.jobs_revision += 1;
+    job.revision = vars.jobs_revision;
+    revisions.insert(job.revision.to_be_bytes().as_slice(), name.as_bytes())?;
+    Ok(())
+}
+
+/// The job is gone: drop its row in `job_revisions` (a reader learns of a
+/// deletion when its next decision about the job finds no job).
+pub(crate) fn forget(txn: &WriteTransaction, vars: &mut Vars, job: &JobRecord) -> Result<()> {
+    txn.open_table(JOB_REVISIONS)?
+        .remove(job.revision.to_be_bytes().as_slice())?;
+    vars.jobs_revision += 1;
+    Ok(())
+}
+
+/// Names of the jobs changed after `revision`, in the order of their
+/// latest change.
+pub(crate) fn changed_after(
+    revisions: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    revision: u64,
+) -> Result<Vec<String>> {
+    let start = revision.saturating_add(1).to_be_bytes();
+    let mut names = Vec::new();
+    for row in revisions.range::<&[u8]>(start.as_slice()..)? {
+        let (_, name) = row?;
+        names.push(String::from_utf8_lossy(name.value()).into_owned());
+    }
+    Ok(names)
 }
 
 /// Every job, in name order.

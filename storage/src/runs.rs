@@ -854,6 +854,49 @@ mod tests {
     }
 
     #[test]
+    fn readers_learn_which_jobs_changed_since_a_revision() {
+        let mut t = TestSm::new();
+        let named = |name: &str| JobPut {
+            name: name.into(),
+            ..put(Concurrency::Forbid, vec![])
+        };
+        t.one(0, named("a"));
+        t.one(0, named("b"));
+        let seen = t.sm.read().unwrap().vars().unwrap().jobs_revision;
+        assert_eq!(seen, 2);
+        // Firing a slot moves a cursor, not the revision.
+        t.one(
+            1_000,
+            SlotFire {
+                job: "a".into(),
+                ..fire(1, 1_000)
+            },
+        );
+        t.one(
+            2_000,
+            JobSetEnabled {
+                name: "b".into(),
+                enabled: false,
+            },
+        );
+        t.one(3_000, named("c"));
+        t.one(4_000, JobDelete { name: "a".into() });
+        let view = t.sm.read().unwrap();
+        let changed: Vec<(String, bool)> = view
+            .jobs_changed_after(seen)
+            .unwrap()
+            .into_iter()
+            .map(|(n, j)| (n, j.enabled))
+            .collect();
+        assert_eq!(
+            changed,
+            vec![("b".to_string(), false), ("c".to_string(), true)]
+        );
+        assert_eq!(view.vars().unwrap().jobs_revision, 5);
+        assert!(view.jobs_changed_after(5).unwrap().is_empty());
+    }
+
+    #[test]
     fn deleting_a_job_removes_its_runs_and_attempts() {
         let mut t = TestSm::new();
         t.one(0, put(Concurrency::Allow, vec![]));

@@ -22,8 +22,8 @@ use crate::ledger::{self, LedgerRecord};
 use crate::locks::{self, LockRecord};
 use crate::runs::{self, RunRecord, RunState};
 use crate::tables::{
-    BytesTable, JOBS, JOB_RUNS, LEDGER, LOCKS, QUEUES, QUEUE_DEAD, QUEUE_DUE, QUEUE_MESSAGES, RUNS,
-    RUNS_BY_STATE, SM_META, STATE_TABLES, TIMERS, VARS,
+    BytesTable, JOBS, JOB_REVISIONS, JOB_RUNS, LEDGER, LOCKS, QUEUES, QUEUE_DEAD, QUEUE_DUE,
+    QUEUE_MESSAGES, RUNS, RUNS_BY_STATE, SM_META, STATE_TABLES, TIMERS, VARS,
 };
 use crate::timers;
 use crate::vars::Vars;
@@ -343,6 +343,19 @@ impl ReadView {
     /// Every job, in name order.
     pub fn jobs(&self) -> Result<Vec<(String, JobRecord)>> {
         jobs::list(&self.table(JOBS)?)
+    }
+
+    /// The jobs changed (put, paused or resumed) after `jobs_revision`
+    /// `revision`, with their records; deleted jobs are not listed.
+    pub fn jobs_changed_after(&self, revision: u64) -> Result<Vec<(String, JobRecord)>> {
+        let table = self.table(JOBS)?;
+        let mut out = Vec::new();
+        for name in jobs::changed_after(&self.table(JOB_REVISIONS)?, revision)? {
+            if let Some(job) = jobs::get(&table, &name)? {
+                out.push((name, job));
+            }
+        }
+        Ok(out)
     }
 
     /// A run.

@@ -62,6 +62,11 @@ pub const TIMERS: BytesTable = TableDefinition::new("timers");
 /// Job definitions, cursors and bookkeeping, by job name.
 pub const JOBS: BytesTable = TableDefinition::new("jobs");
 
+/// Which job changed at which `jobs_revision`: `u64be(revision)` → name.
+/// Each live job has one row, at its latest change, so a reader can ask
+/// for just the jobs changed since the revision it last saw.
+pub const JOB_REVISIONS: BytesTable = TableDefinition::new("job_revisions");
+
 /// Runs by run id.
 pub const RUNS: BytesTable = TableDefinition::new("runs");
 
@@ -83,6 +88,7 @@ pub const STATE_TABLES: &[BytesTable] = &[
     QUEUES,
     TIMERS,
     JOBS,
+    JOB_REVISIONS,
     RUNS,
     JOB_RUNS,
     RUNS_BY_STATE,

@@ -28,16 +28,16 @@ impl JobDelete {
         let txn = ctx.txn;
         let unfinished = {
             let mut table = txn.open_table(JOBS)?;
-            if jobs::get(&table, &self.name)?.is_none() {
+            let Some(job) = jobs::get(&table, &self.name)? else {
                 return Ok(JobOutcome::NotFound);
-            }
+            };
             table.remove(self.name.as_bytes())?;
+            jobs::forget(txn, ctx.vars, &job)?;
             RunTables::open(txn)?.delete_job_runs(&self.name)?
         };
         for run in &unfinished {
             attempts::drop_message(ctx, &run.id)?;
         }
-        ctx.vars.jobs_revision += 1;
         Ok(JobOutcome::Deleted {
             cancelled: u32::try_from(unfinished.len()).unwrap_or(u32::MAX),
         })

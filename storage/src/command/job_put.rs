@@ -81,7 +81,7 @@ impl JobPut {
     pub(crate) fn apply(&self, ctx: &mut ApplyCtx<'_>) -> Result<JobOutcome> {
         let now = ctx.now_ms();
         let mut table = ctx.txn.open_table(JOBS)?;
-        let (job, created) = match jobs::get(&table, &self.name)? {
+        let (mut job, created) = match jobs::get(&table, &self.name)? {
             Some(job)
                 if job.definition == self.definition
                     && job.enabled == self.enabled
@@ -121,12 +121,13 @@ impl JobPut {
                     run_seq: 0,
                     history_len: 0,
                     unfinished: Vec::new(),
+                    revision: 0,
                 },
                 true,
             ),
         };
+        jobs::touch(ctx.txn, ctx.vars, &self.name, &mut job)?;
         jobs::put(&mut table, &self.name, &job)?;
-        ctx.vars.jobs_revision += 1;
         Ok(JobOutcome::Saved {
             version: job.version,
             created,

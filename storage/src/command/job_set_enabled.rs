@@ -38,8 +38,8 @@ impl JobSetEnabled {
             job.enabled = self.enabled;
             job.version += 1;
             job.updated_at_ms = now;
+            jobs::touch(ctx.txn, ctx.vars, &self.name, &mut job)?;
             jobs::put(&mut table, &self.name, &job)?;
-            ctx.vars.jobs_revision += 1;
         }
         Ok(JobOutcome::Saved {
             version: job.version,
