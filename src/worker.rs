@@ -25,7 +25,7 @@ use gnomon_storage::command::{
     AttemptFinish, AttemptStart, Command, Outcome, QueueExtend, MAX_START_BATCH,
 };
 use gnomon_storage::delay_queue::QueueOutcome;
-use gnomon_storage::runs::{AttemptResult, RunOutcome, RunState, StartedAttempt};
+use gnomon_storage::runs::{AttemptResult, RunOutcome, RunRecord, RunState, StartedAttempt};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -57,6 +57,9 @@ struct Running {
     attempt: u32,
     lease_token: String,
     cancel: CancellationToken,
+    /// This node's own state has shown the run with this attempt. Until it
+    /// has, the local state lags the leader's and says nothing about it.
+    seen: bool,
 }
 
 type RunningSet = Arc<Mutex<BTreeMap<String, Running>>>;
@@ -194,6 +197,7 @@ impl Pool {
                     attempt: attempt.attempt,
                     lease_token: attempt.lease_token.clone(),
                     cancel: cancel.clone(),
+                    seen: false,
                 },
             );
         }
@@ -215,28 +219,21 @@ impl Pool {
         tasks.spawn(task.run(attempt, cancel).instrument(span));
     }
 
-    /// Stop attempts whose run was cancelled or deleted, or whose lease
-    /// another worker now holds.
+    /// Stop attempts whose run was cancelled or deleted, or whose run has
+    /// moved on to a later attempt elsewhere. This node's state may lag the
+    /// leader's, so only what lag cannot explain counts: a cancelled run
+    /// (never undone), a later attempt, or a run gone after this node had
+    /// seen it with this attempt.
     fn cancel_superseded(&self) {
         let Ok(view) = self.consensus.read() else {
             return;
         };
-        let Ok(running) = self.running.lock() else {
+        let Ok(mut running) = self.running.lock() else {
             return;
         };
-        for (run_id, r) in running.iter() {
+        for (run_id, r) in running.iter_mut() {
             let current = view.run(run_id).ok().flatten();
-            let superseded = match &current {
-                None => true,
-                Some(run) => {
-                    run.state == RunState::Cancelled
-                        || run
-                            .attempts
-                            .last()
-                            .is_some_and(|a| a.n != r.attempt || a.lease_token != r.lease_token)
-                }
-            };
-            if superseded && !r.cancel.is_cancelled() {
+            if superseded(current.as_ref(), r.attempt, &mut r.seen) && !r.cancel.is_cancelled() {
                 tracing::info!(run_id = %run_id, "stopping an attempt whose run was cancelled or taken over");
                 r.cancel.cancel();
             }
@@ -315,6 +312,21 @@ impl Pool {
             }
         }
         while tasks.join_next().await.is_some() {}
+    }
+}
+
+/// Whether attempt `attempt` of a run should stop, judged from this node's
+/// view of the run (`None`: not there). `seen` remembers that the view has
+/// shown the run at this attempt; before that, a missing run or an older
+/// attempt only means this node has not caught up yet.
+fn superseded(run: Option<&RunRecord>, attempt: u32, seen: &mut bool) -> bool {
+    let latest = run.and_then(|r| r.attempts.last()).map(|a| a.n);
+    if latest == Some(attempt) {
+        *seen = true;
+    }
+    match run {
+        None => *seen,
+        Some(run) => run.state == RunState::Cancelled || latest.is_some_and(|n| n > attempt),
     }
 }
 
@@ -407,5 +419,67 @@ impl AttemptTask {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use gnomon_storage::runs::{Attempt, RunRecord, RunState};
+
+    use super::superseded;
+
+    fn run(state: RunState, attempts: u32) -> RunRecord {
+        RunRecord {
+            id: "r".into(),
+            job: "j".into(),
+            job_version: 1,
+            seq: 1,
+            scheduled_for_ms: 0,
+            fired_at_ms: 0,
+            manual: false,
+            state,
+            reason: None,
+            slots: 1,
+            last_slot_ms: 0,
+            attempts: (1..=attempts)
+                .map(|n| Attempt {
+                    n,
+                    node: 1,
+                    job_version: 1,
+                    fencing_token: u64::from(n),
+                    lease_token: format!("t-{n}"),
+                    started_at_ms: 0,
+                    finished_at_ms: None,
+                    result: None,
+                    status: None,
+                    output: String::new(),
+                    error: None,
+                })
+                .collect(),
+            next_attempt_at_ms: None,
+            finished_at_ms: None,
+        }
+    }
+
+    #[test]
+    fn a_lagging_view_never_stops_an_attempt() {
+        let mut seen = false;
+        // The run is not applied here yet, or shows only an earlier attempt.
+        assert!(!superseded(None, 1, &mut seen));
+        assert!(!superseded(Some(&run(RunState::Pending, 0)), 1, &mut seen));
+        assert!(!superseded(Some(&run(RunState::Retrying, 1)), 2, &mut seen));
+        assert!(!seen);
+    }
+
+    #[test]
+    fn cancellation_a_later_attempt_or_deletion_stops_it() {
+        let mut seen = false;
+        assert!(superseded(Some(&run(RunState::Cancelled, 1)), 1, &mut seen));
+        assert!(superseded(Some(&run(RunState::Running, 3)), 2, &mut seen));
+        let mut seen = false;
+        assert!(!superseded(Some(&run(RunState::Running, 2)), 2, &mut seen));
+        assert!(seen);
+        // Gone after this node saw it running this attempt: the job was deleted.
+        assert!(superseded(None, 2, &mut seen));
     }
 }

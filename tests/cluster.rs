@@ -90,19 +90,20 @@ async fn three_processes_form_one_cluster_over_http() {
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let text = cluster
-        .http
-        .get(format!("{}/metrics?x", cluster.nodes[1].url()))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        text.contains(r#"gnomon_queue_messages{queue="work",state="delayed"} 1"#),
-        "{text}"
-    );
+    // Every node exports it, once it has applied the enqueue.
+    for node in &cluster.nodes {
+        wait_for(
+            "the queue depth on /metrics",
+            Duration::from_secs(10),
+            || async {
+                let url = format!("{}/metrics", node.url());
+                let text = cluster.http.get(url).send().await.ok()?.text().await.ok()?;
+                text.contains(r#"gnomon_queue_messages{queue="work",state="delayed"} 1"#)
+                    .then_some(())
+            },
+        )
+        .await;
+    }
     // Every member is reachable from the leader's point of view, as every node reports it.
     wait_for(
         "every member to be reported reachable",

@@ -54,7 +54,10 @@ const CATCH_UP_DEADLINE: Duration = Duration::from_secs(60);
 pub struct Settings {
     /// Leader heartbeat interval.
     pub heartbeat_ms: u64,
-    /// Election timeout range.
+    /// Election timeout range. A follower stands for election once it has
+    /// heard nothing for the top of this range (openraft's leader lease)
+    /// plus a random time within it, so failover takes from the sum of the
+    /// two ends to twice the top, plus one vote round.
     pub election_ms: (u64, u64),
     /// Build a snapshot after this many applied entries.
     pub snapshot_every: u64,
@@ -66,7 +69,7 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             heartbeat_ms: 100,
-            election_ms: (500, 1000),
+            election_ms: (300, 600),
             snapshot_every: 10_000,
             keep_behind_snapshot: 1_000,
         }

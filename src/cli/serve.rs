@@ -40,8 +40,9 @@ pub struct ServeArgs {
     /// Accept and run jobs with shell targets.
     #[arg(long)]
     allow_shell: bool,
-    /// Most attempts this node runs at once.
-    #[arg(long, default_value_t = 16)]
+    /// Most attempts this node runs at once. HTTP attempts are cheap; lower
+    /// it on small machines that run many shell targets.
+    #[arg(long, default_value_t = 64)]
     workers: usize,
     /// How long an attempt's lease lasts between heartbeats, in ms: a worker
     /// that dies is noticed after this long and its attempt runs elsewhere.
@@ -53,6 +54,14 @@ pub struct ServeArgs {
     /// Largest request body accepted, in bytes; also the largest queue payload or ledger result.
     #[arg(long, default_value_t = 1 << 20)]
     max_body_bytes: usize,
+    /// Raft heartbeat interval, in ms.
+    #[arg(long, default_value_t = Settings::default().heartbeat_ms)]
+    heartbeat_ms: u64,
+    /// Raft election timeout, in ms: a follower stands for election after
+    /// hearing nothing for about twice this long. Raise it on slow disks or
+    /// busy machines; keep it well above --heartbeat-ms.
+    #[arg(long, default_value_t = Settings::default().election_ms.0)]
+    election_timeout_ms: u64,
     /// Build a Raft snapshot after this many log entries.
     #[arg(long, default_value_t = Settings::default().snapshot_every, hide = true)]
     snapshot_every: u64,
@@ -67,6 +76,13 @@ impl ServeArgs {
             bail!(
                 "refusing to listen on {} without a token: pass --token (or set GNOMON_TOKEN), or --insecure to allow it",
                 self.listen
+            );
+        }
+        if self.election_timeout_ms < self.heartbeat_ms * 3 {
+            bail!(
+                "--election-timeout-ms ({}) must be at least three heartbeats (--heartbeat-ms {})",
+                self.election_timeout_ms,
+                self.heartbeat_ms
             );
         }
         if self.workers == 0 {
@@ -90,9 +106,10 @@ impl ServeArgs {
             attempt_lease_ms: self.attempt_lease_ms,
             shutdown_grace: std::time::Duration::from_millis(self.shutdown_grace_ms),
             raft: Settings {
+                heartbeat_ms: self.heartbeat_ms,
+                election_ms: (self.election_timeout_ms, self.election_timeout_ms * 2),
                 snapshot_every: self.snapshot_every,
                 keep_behind_snapshot: self.keep_behind_snapshot,
-                ..Settings::default()
             },
         })
     }

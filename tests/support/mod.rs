@@ -374,3 +374,20 @@ impl TestCluster {
         self.dir.path()
     }
 }
+
+impl Drop for TestCluster {
+    /// A failing test shows what the nodes logged last (the data dir and its
+    /// logs go with the temp dir).
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            for node in &self.nodes {
+                let log = node.log_text();
+                let tail: Vec<&str> = log.lines().rev().take(60).collect();
+                eprintln!("----- node {} (last {} lines) -----", node.id, tail.len());
+                for line in tail.iter().rev() {
+                    eprintln!("{line}");
+                }
+            }
+        }
+    }
+}
