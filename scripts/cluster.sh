@@ -30,7 +30,15 @@ wait_200() {
   return 1
 }
 
-running() { [ -f "$dir/node-$1.pid" ] && kill -0 "$(cat "$dir/node-$1.pid")" 2>/dev/null; }
+# Whether node $1 runs: its pid is alive and not a zombie (a killed node
+# whose parent is gone may linger as one where nothing reaps orphans).
+running() {
+  local pid
+  [ -f "$dir/node-$1.pid" ] || return 1
+  pid=$(cat "$dir/node-$1.pid")
+  kill -0 "$pid" 2>/dev/null || return 1
+  [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" != "Z" ]
+}
 
 start_node() { # id [extra args...]
   local id=$1; shift
@@ -70,7 +78,7 @@ cmd_stop() {
     if running "$id"; then
       local pid; pid=$(cat "$dir/node-$id.pid")
       kill -TERM "$pid"
-      while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+      while running "$id"; do sleep 0.1; done
       echo "node $id stopped"
     fi
     rm -f "$dir/node-$id.pid"
