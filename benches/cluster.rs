@@ -102,7 +102,7 @@ async fn failover(cluster: &mut TestCluster, run: usize) -> f64 {
         "{}/v1/locks/failover-{run}/acquire",
         cluster.nodes[survivor].url()
     );
-    let http = reqwest::Client::builder()
+    let http = gnomon_raft::http_client::builder()
         .timeout(Duration::from_millis(500))
         .build()
         .unwrap();

@@ -323,7 +323,7 @@ async fn main() {
         (400, 60, 30, 5_000)
     };
     let dir = tempfile::tempdir().expect("temp dir");
-    let http = reqwest::Client::builder()
+    let http = gnomon_raft::http_client::builder()
         .timeout(Duration::from_secs(30))
         .build()
         .expect("http client");

@@ -188,7 +188,7 @@ fn summary(mut v: Vec<i64>) -> Value {
 }
 
 fn client() -> reqwest::Client {
-    reqwest::Client::builder()
+    gnomon_raft::http_client::builder()
         .timeout(Duration::from_secs(60))
         .pool_max_idle_per_host(512)
         .build()

@@ -149,7 +149,9 @@ pub async fn run(
     let initialized = consensus.is_initialized().await?;
     if !initialized {
         if !config.join.is_empty() {
+            let client = gnomon_raft::http_client::builder().build()?;
             tokio::spawn(join(
+                client,
                 config.join.clone(),
                 id,
                 advertise.clone(),
@@ -257,8 +259,13 @@ fn router(config: &NodeConfig, consensus: Consensus, metrics: Arc<Metrics>) -> R
 }
 
 /// Ask the nodes in `urls` to add this node until one says yes.
-async fn join(urls: Vec<String>, id: u64, addr: String, token: Option<String>) {
-    let client = reqwest::Client::new();
+async fn join(
+    client: reqwest::Client,
+    urls: Vec<String>,
+    id: u64,
+    addr: String,
+    token: Option<String>,
+) {
     let body = serde_json::json!({ "id": id, "addr": addr });
     let mut backoff = Duration::from_millis(200);
     loop {

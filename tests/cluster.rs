@@ -57,16 +57,8 @@ async fn three_processes_form_one_cluster_over_http() {
     }
     // Exactly one node reports itself leader on /metrics; all name the same one.
     let mut leaders = 0;
-    for node in &cluster.nodes {
-        let text = cluster
-            .http
-            .get(format!("{}/metrics", node.url()))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+    for i in 0..cluster.nodes.len() {
+        let text = cluster.metrics(i).await.unwrap();
         let value = |name: &str| -> u64 {
             let line = text
                 .lines()
@@ -91,13 +83,12 @@ async fn three_processes_form_one_cluster_over_http() {
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     // Every node exports it, once it has applied the enqueue.
-    for node in &cluster.nodes {
+    for i in 0..cluster.nodes.len() {
         wait_for(
             "the queue depth on /metrics",
             Duration::from_secs(10),
             || async {
-                let url = format!("{}/metrics", node.url());
-                let text = cluster.http.get(url).send().await.ok()?.text().await.ok()?;
+                let text = cluster.metrics(i).await?;
                 text.contains(r#"gnomon_queue_messages{queue="work",state="delayed"} 1"#)
                     .then_some(())
             },

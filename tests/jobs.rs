@@ -84,16 +84,8 @@ async fn pause(cluster: &TestCluster, node: usize, name: &str) {
 /// starts with `series` (a name, with labels if given).
 async fn metric_sum(cluster: &TestCluster, series: &str) -> f64 {
     let mut sum = 0.0;
-    for node in cluster.nodes.iter().filter(|n| n.is_running()) {
-        let text = cluster
-            .http
-            .get(format!("{}/metrics", node.url()))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+    for i in (0..cluster.nodes.len()).filter(|&i| cluster.nodes[i].is_running()) {
+        let text = cluster.metrics(i).await.unwrap();
         sum += text
             .lines()
             .filter(|l| l.starts_with(series))
@@ -628,6 +620,56 @@ async fn shell_targets_need_allow_shell_and_are_killed_with_their_children_on_ti
         matches!(state, None | Some("Z") | Some("X")),
         "child {pid} still runs: {status}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn https_targets_succeed_only_when_their_certificate_is_trusted() {
+    let (trusted, cert_pem) = Receiver::start_tls().await;
+    let (untrusted, _) = Receiver::start_tls().await;
+    let mut cluster = TestCluster::empty(1, &[]);
+    // The node's whole CA bundle is the first receiver's certificate: the
+    // way a private CA is trusted (SSL_CERT_FILE).
+    let bundle = cluster.root().join("ca.pem");
+    std::fs::write(&bundle, cert_pem).unwrap();
+    cluster.nodes[0].set_env("SSL_CERT_FILE", &bundle);
+    cluster.nodes[0].start(&[]);
+    cluster.wait_ready(0).await;
+
+    let once = json!({ "retry": { "backoff_ms": [] } });
+    put_job(&cluster, 0, "trusted", manual(&trusted, "t", once.clone())).await;
+    put_job(&cluster, 0, "untrusted", manual(&untrusted, "u", once)).await;
+    let mut finished = BTreeMap::new();
+    for name in ["trusted", "untrusted"] {
+        let (status, triggered) = cluster
+            .post(0, &format!("/v1/jobs/{name}/trigger"), json!({}))
+            .await;
+        assert!(status.is_success(), "{triggered}");
+        let id = triggered["id"].as_str().unwrap().to_owned();
+        let done = wait_for(
+            &format!("the {name} run to finish"),
+            Duration::from_secs(30),
+            || async {
+                let r = run(&cluster, 0, &id).await;
+                matches!(r["state"].as_str(), Some("succeeded" | "dead")).then_some(r)
+            },
+        )
+        .await;
+        finished.insert(name, done);
+    }
+
+    let ok = &finished["trusted"];
+    assert_eq!(ok["state"], "succeeded", "{ok}");
+    assert_eq!(ok["attempts"][0]["status"], 200, "{ok}");
+    let calls = trusted.calls("t");
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert_eq!(calls[0].run_id, ok["id"].as_str().unwrap());
+
+    let refused = &finished["untrusted"];
+    assert_eq!(refused["state"], "dead", "{refused}");
+    assert_eq!(refused["attempts"][0]["outcome"], "failed", "{refused}");
+    let error = refused["attempts"][0]["error"].as_str().unwrap_or("");
+    assert!(error.contains("certificate"), "{refused}");
+    assert!(untrusted.calls("u").is_empty(), "the handshake must fail");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -8,6 +8,7 @@
 
 pub mod consensus;
 pub mod error;
+pub mod http_client;
 pub mod log_store;
 pub mod network;
 mod proposer;

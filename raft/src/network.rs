@@ -68,14 +68,14 @@ pub struct PeerClient {
 impl PeerClient {
     /// A client that sends `token` as a bearer token when given.
     pub fn new(token: Option<String>) -> Self {
-        let http = reqwest::Client::builder()
+        let http = crate::http_client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             .pool_idle_timeout(Duration::from_secs(30))
             .tcp_nodelay(true)
             .build()
-            // Building fails only when TLS backends or proxies cannot be
-            // initialised; this client uses neither.
-            .expect("an HTTP client without TLS always builds");
+            // Building fails only when the TLS settings or a proxy cannot
+            // be set up; ours are built in and this client uses no proxy.
+            .expect("an HTTP client with gnomon's TLS settings always builds");
         Self {
             http,
             token: token.map(Arc::from),

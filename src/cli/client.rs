@@ -59,7 +59,9 @@ impl Server {
             .build()?;
         let url = format!("{}{}", self.server.trim_end_matches('/'), path);
         runtime.block_on(async {
-            let mut request = reqwest::Client::new().request(method, &url);
+            let mut request = gnomon_raft::http_client::builder()
+                .build()?
+                .request(method, &url);
             if let Some(token) = &self.token {
                 request = request.bearer_auth(token);
             }

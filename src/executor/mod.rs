@@ -182,7 +182,7 @@ pub async fn execute(
 /// redirect: a 3xx is a failure with its status, because following one
 /// would silently turn a POST into a GET to another address.
 pub fn http_client() -> reqwest::Result<reqwest::Client> {
-    reqwest::Client::builder()
+    gnomon_raft::http_client::builder()
         .user_agent(concat!("gnomon/", env!("CARGO_PKG_VERSION")))
         .redirect(reqwest::redirect::Policy::none())
         .build()

@@ -421,20 +421,7 @@ pub(crate) fn of_job(
     limit: usize,
 ) -> Result<Vec<RunRecord>> {
     let (start, end) = job_prefix(job);
-    let mut out = Vec::new();
-    for row in by_job
-        .range::<&[u8]>(start.as_slice()..end.as_slice())?
-        .rev()
-    {
-        if out.len() >= limit {
-            break;
-        }
-        let (_, id) = row?;
-        if let Some(run) = get(runs, &String::from_utf8_lossy(id.value()))? {
-            out.push(run);
-        }
-    }
-    Ok(out)
+    newest_in(runs, by_job, &start, &end, limit, |_, id| id)
 }
 
 /// Runs in `state`, most recently fired first, at most `limit`.
@@ -444,18 +431,28 @@ pub(crate) fn in_state(
     state: RunState,
     limit: usize,
 ) -> Result<Vec<RunRecord>> {
-    let start = [state.code()];
-    let end = [state.code() + 1];
+    let (start, end) = ([state.code()], [state.code() + 1]);
+    // A state key is the state's code, the firing time, then the run id.
+    newest_in(runs, by_state, &start, &end, limit, |key, _| &key[9..])
+}
+
+/// The runs an index names between `start` and `end`, last key first, at
+/// most `limit`; `run_id` picks the run id out of an index row.
+fn newest_in(
+    runs: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    index: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    start: &[u8],
+    end: &[u8],
+    limit: usize,
+    run_id: impl for<'a> Fn(&'a [u8], &'a [u8]) -> &'a [u8],
+) -> Result<Vec<RunRecord>> {
     let mut out = Vec::new();
-    for row in by_state
-        .range::<&[u8]>(start.as_slice()..end.as_slice())?
-        .rev()
-    {
+    for row in index.range::<&[u8]>(start..end)?.rev() {
         if out.len() >= limit {
             break;
         }
-        let (k, _) = row?;
-        let id = String::from_utf8_lossy(&k.value()[9..]).into_owned();
+        let (key, value) = row?;
+        let id = String::from_utf8_lossy(run_id(key.value(), value.value())).into_owned();
         if let Some(run) = get(runs, &id)? {
             out.push(run);
         }

@@ -83,6 +83,7 @@ pub struct TestNode {
     pub data_dir: PathBuf,
     log: PathBuf,
     args: Vec<String>,
+    env: Vec<(String, PathBuf)>,
     child: Option<Child>,
     starts: usize,
 }
@@ -95,6 +96,7 @@ impl TestNode {
             data_dir: root.join(format!("node-{id}")),
             log: root.join(format!("node-{id}.log")),
             args,
+            env: Vec::new(),
             child: None,
             starts: 0,
         }
@@ -111,6 +113,11 @@ impl TestNode {
     /// The process id while the node runs.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
+    }
+
+    /// Set `key` to `path` in the environment of every later start.
+    pub fn set_env(&mut self, key: &str, path: &std::path::Path) {
+        self.env.push((key.to_owned(), path.to_owned()));
     }
 
     /// Start the process with `extra` arguments after the usual ones.
@@ -131,6 +138,7 @@ impl TestNode {
             .args(&self.args)
             .args(extra)
             .env("RUST_LOG", "info,openraft=info")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -214,7 +222,7 @@ impl TestCluster {
             .collect();
         Self {
             nodes,
-            http: reqwest::Client::builder()
+            http: gnomon_raft::http_client::builder()
                 .timeout(Duration::from_secs(30))
                 .build()
                 .unwrap(),
@@ -284,30 +292,28 @@ impl TestCluster {
 
     /// Wait until node `i` answers `/healthz` (its process is serving).
     pub async fn wait_healthy(&self, i: usize) {
-        let what = format!("node {} to serve", self.nodes[i].id);
+        self.wait_ok(i, "/healthz", "serve").await
+    }
+
+    /// Wait until node `i` answers `/readyz` with 200.
+    pub async fn wait_ready(&self, i: usize) {
+        self.wait_ok(i, "/readyz", "be ready").await
+    }
+
+    async fn wait_ok(&self, i: usize, path: &str, what: &str) {
+        let what = format!("node {} to {what}", self.nodes[i].id);
+        let url = format!("{}{path}", self.nodes[i].url());
         wait_for(&what, Duration::from_secs(30), || async {
-            let r = self
-                .http
-                .get(format!("{}/healthz", self.nodes[i].url()))
-                .send()
-                .await;
+            let r = self.http.get(&url).send().await;
             r.ok().filter(|r| r.status() == StatusCode::OK).map(drop)
         })
         .await;
     }
 
-    /// Wait until node `i` answers `/readyz` with 200.
-    pub async fn wait_ready(&self, i: usize) {
-        let what = format!("node {} to be ready", self.nodes[i].id);
-        wait_for(&what, Duration::from_secs(30), || async {
-            let r = self
-                .http
-                .get(format!("{}/readyz", self.nodes[i].url()))
-                .send()
-                .await;
-            r.ok().filter(|r| r.status() == StatusCode::OK).map(drop)
-        })
-        .await;
+    /// Node `i`'s `/metrics` text, if it answers.
+    pub async fn metrics(&self, i: usize) -> Option<String> {
+        let url = format!("{}/metrics", self.nodes[i].url());
+        self.http.get(url).send().await.ok()?.text().await.ok()
     }
 
     /// `GET /v1/cluster` from node `i`, if it answers.

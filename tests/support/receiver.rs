@@ -2,6 +2,7 @@
 //! when it arrived and ended) and behaves as a test tells it per path.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -9,6 +10,9 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::Router;
+use rustls::pki_types::PrivatePkcs8KeyDer;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
 
 /// How the receiver answers calls to one path.
 #[derive(Debug, Clone, Default)]
@@ -118,14 +122,70 @@ async fn hook(
     StatusCode::from_u16(call.status).unwrap()
 }
 
+/// Accepts TLS connections with one certificate; a failed handshake (a
+/// client that does not trust it) is dropped and the next one awaited.
+struct TlsListener {
+    tcp: TcpListener,
+    acceptor: TlsAcceptor,
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let Ok((tcp, addr)) = self.tcp.accept().await else {
+                continue;
+            };
+            if let Ok(tls) = self.acceptor.accept(tcp).await {
+                return (tls, addr);
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.tcp.local_addr()
+    }
+}
+
 impl Receiver {
+    /// A receiver over plain HTTP.
     pub async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        Self::serve(base, listener).await
+    }
+
+    /// A receiver over HTTPS with a fresh self-signed certificate for
+    /// 127.0.0.1; returns it too, in PEM, for the client to trust.
+    pub async fn start_tls() -> (Self, String) {
+        let key = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![key.cert.der().clone()],
+                PrivatePkcs8KeyDer::from(key.signing_key.serialize_der()).into(),
+            )
+            .unwrap();
+        let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("https://{}", tcp.local_addr().unwrap());
+        let acceptor = TlsAcceptor::from(Arc::new(config));
+        let receiver = Self::serve(base, TlsListener { tcp, acceptor }).await;
+        (receiver, key.cert.pem())
+    }
+
+    async fn serve<L: axum::serve::Listener>(base: String, listener: L) -> Self
+    where
+        L::Addr: std::fmt::Debug,
+    {
         let shared = Arc::new(Mutex::new(Shared::default()));
         let app = Router::new()
             .route("/hook/{path}", post(hook))
             .with_state(shared.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
         let server = tokio::spawn(async move {
             axum::serve(listener, app).await.unwrap();
         });
