@@ -621,8 +621,6 @@ pub(crate) fn remove(
 }
 
 /// Read a message in any state inside the caller's transaction.
-// Used by commands that look at a message as part of a larger change.
-#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) fn message(ctx: &ApplyCtx<'_>, queue: &str, id: &str) -> Result<Option<MessageRecord>> {
     get_message(&ctx.txn.open_table(QUEUE_MESSAGES)?, queue, id)
 }

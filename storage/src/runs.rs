@@ -763,6 +763,48 @@ mod tests {
     }
 
     #[test]
+    fn a_repeated_start_is_answered_with_what_the_first_took() {
+        let mut t = TestSm::new();
+        t.one(0, put(Concurrency::Allow, vec![]));
+        t.one(1_000, fire(1, 1_000));
+        let first = started(t.one(1_000, start(1, "a")));
+        assert_eq!(first.len(), 1);
+        // Another attempt falls due before the retry of that start arrives.
+        t.one(2_000, fire(1, 2_000));
+        // The retry gets the same attempt, fencing token and lease, and
+        // takes nothing more: the new attempt is left for a fresh start.
+        assert_eq!(started(t.one(2_000, start(1, "a"))), first);
+        let run = t.sm.read().unwrap().run("r1000").unwrap().unwrap();
+        assert_eq!(run.attempts.len(), 1);
+        let next = started(t.one(2_000, start(1, "b")));
+        assert_eq!(next.len(), 1);
+        assert_eq!(next[0].run_id, "r2000");
+        // One more fencing token was drawn, for r2000, not for the retry.
+        assert_eq!(next[0].fencing_token, first[0].fencing_token + 1);
+        // The same token from another node is that node's own command.
+        t.one(3_000, fire(1, 3_000));
+        assert_eq!(started(t.one(3_000, start(2, "a")))[0].run_id, "r3000");
+    }
+
+    #[test]
+    fn a_repeated_start_leaves_out_attempts_that_ended_or_lapsed() {
+        let mut t = TestSm::new();
+        t.one(0, put(Concurrency::Allow, vec![0]));
+        t.one(1_000, fire(1, 1_000));
+        t.one(1_000, fire(1, 1_500));
+        let first = started(t.one(1_000, start(1, "a")));
+        assert_eq!(first.len(), 2);
+        // r1000's attempt ends; r1500's lease (1 000 ms) lapses and another
+        // node takes the run's next attempt.
+        t.one(1_100, finish(&first[0], AttemptResult::Succeeded));
+        t.one(2_001, Tick { budget: 100 });
+        let taken = started(t.one(2_001, start(2, "b")));
+        assert_eq!(taken.len(), 1);
+        assert_eq!((taken[0].run_id.as_str(), taken[0].attempt), ("r1500", 2));
+        assert!(started(t.one(2_002, start(1, "a"))).is_empty());
+    }
+
+    #[test]
     fn history_keeps_the_last_runs_and_never_an_unfinished_one() {
         let mut t = TestSm::new();
         t.one(

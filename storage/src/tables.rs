@@ -76,6 +76,11 @@ pub const JOB_RUNS: BytesTable = TableDefinition::new("job_runs");
 /// Runs by state: `u8(state) u64be(fired_at) run_id` → empty.
 pub const RUNS_BY_STATE: BytesTable = TableDefinition::new("runs_by_state");
 
+/// Each node's last `AttemptStart` that took something: `u64be(node)` →
+/// its lease token and the `(run id, attempt)` pairs it started, so that a
+/// retry of that command is answered with them instead of taking more.
+pub const ATTEMPT_STARTS: BytesTable = TableDefinition::new("attempt_starts");
+
 /// The tables that make up the replicated state, in snapshot order.
 pub const STATE_TABLES: &[BytesTable] = &[
     VARS,
@@ -92,4 +97,5 @@ pub const STATE_TABLES: &[BytesTable] = &[
     RUNS,
     JOB_RUNS,
     RUNS_BY_STATE,
+    ATTEMPT_STARTS,
 ];

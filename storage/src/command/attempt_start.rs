@@ -1,15 +1,17 @@
 //! `AttemptStart`: a node's workers take due attempts.
 
+use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
 
 use super::ApplyCtx;
 use crate::attempts::{self, ATTEMPTS_QUEUE};
-use crate::delay_queue::{self, LeaseRequest, QueueOutcome};
+use crate::codec;
+use crate::delay_queue::{self, LeaseRequest, MessageState, QueueOutcome};
 use crate::error::Result;
 use crate::jobs;
 use crate::limits::{check_token, check_ttl, InvalidInput};
 use crate::runs::{Attempt, AttemptResult, RunOutcome, RunState, RunTables, StartedAttempt};
-use crate::tables::JOBS;
+use crate::tables::{ATTEMPT_STARTS, JOBS};
 
 /// Most attempts one `AttemptStart` takes.
 pub const MAX_START_BATCH: u32 = 100;
@@ -20,6 +22,13 @@ pub const MAX_START_BATCH: u32 = 100;
 /// A run whose previous attempt never reported back (its worker died or was
 /// cut off, so its lease lapsed) has that attempt recorded as `lost`; a run
 /// that has used all its attempts goes `dead` instead of starting another.
+///
+/// Retry-safe: when the proposer cannot tell whether the command was applied
+/// (the leader changed under it), it sends the same command again, and a
+/// node's repeated `lease_token` is answered with the attempts the first
+/// application started and that still run under it — rather than starting
+/// more while those sit unclaimed until their leases lapse and count as
+/// lost attempts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AttemptStart {
     /// The node whose workers will run them.
@@ -45,6 +54,76 @@ impl AttemptStart {
     }
 
     pub(crate) fn apply(&self, ctx: &mut ApplyCtx<'_>) -> Result<RunOutcome> {
+        if let Some(again) = self.applied_before(ctx)? {
+            return Ok(RunOutcome::Started(again));
+        }
+        let started = self.take_due(ctx)?;
+        if !started.is_empty() {
+            let record = StartRecord {
+                lease_token: self.lease_token.clone(),
+                started: started
+                    .iter()
+                    .map(|a| (a.run_id.clone(), a.attempt))
+                    .collect(),
+            };
+            ctx.txn.open_table(ATTEMPT_STARTS)?.insert(
+                self.node.to_be_bytes().as_slice(),
+                codec::encode(&record).as_slice(),
+            )?;
+        }
+        Ok(RunOutcome::Started(started))
+    }
+
+    /// If this node's last start that took anything was this very command,
+    /// the attempts it started that still run under their leases.
+    fn applied_before(&self, ctx: &ApplyCtx<'_>) -> Result<Option<Vec<StartedAttempt>>> {
+        let starts = ctx.txn.open_table(ATTEMPT_STARTS)?;
+        let Some(stored) = starts.get(self.node.to_be_bytes().as_slice())? else {
+            return Ok(None);
+        };
+        let record: StartRecord = codec::decode("attempt start", stored.value())?;
+        if record.lease_token != self.lease_token {
+            return Ok(None);
+        }
+        let jobs_table = ctx.txn.open_table(JOBS)?;
+        let runs = RunTables::open(ctx.txn)?;
+        let mut again = Vec::new();
+        for (run_id, n) in record.started {
+            let Some(run) = runs.get(&run_id)? else {
+                continue;
+            };
+            let Some(attempt) = run
+                .attempts
+                .last()
+                .filter(|a| a.n == n && a.result.is_none())
+            else {
+                continue;
+            };
+            let Some(expires_at_ms) = lease_expiry(ctx, &run_id, &attempt.lease_token)? else {
+                continue;
+            };
+            let Some(job) =
+                jobs::get(&jobs_table, &run.job)?.filter(|job| job.version == attempt.job_version)
+            else {
+                continue;
+            };
+            again.push(StartedAttempt {
+                job_version: job.version,
+                definition: job.definition,
+                scheduled_for_ms: run.scheduled_for_ms,
+                attempt: n,
+                fencing_token: attempt.fencing_token,
+                lease_token: attempt.lease_token.clone(),
+                lease_expires_at_ms: expires_at_ms,
+                run_id: run.id,
+                job: run.job,
+            });
+        }
+        Ok(Some(again))
+    }
+
+    /// Lease due attempts and record each as started.
+    fn take_due(&self, ctx: &mut ApplyCtx<'_>) -> Result<Vec<StartedAttempt>> {
         let now = ctx.now_ms();
         let worker = format!("node-{}", self.node);
         let leased = delay_queue::lease(
@@ -59,7 +138,7 @@ impl AttemptStart {
             },
         )?;
         let QueueOutcome::Leased { messages, .. } = leased else {
-            return Ok(RunOutcome::Started(Vec::new()));
+            return Ok(Vec::new());
         };
         let txn = ctx.txn;
         let mut started = Vec::with_capacity(messages.len());
@@ -138,6 +217,28 @@ impl AttemptStart {
         for job in &died_in {
             attempts::start_queued(ctx, job)?;
         }
-        Ok(RunOutcome::Started(started))
+        Ok(started)
     }
+}
+
+/// What a node's last `AttemptStart` took (table `attempt_starts`).
+#[derive(Serialize, Deserialize)]
+struct StartRecord {
+    lease_token: String,
+    /// Run id and attempt number of each attempt it started.
+    started: Vec<(String, u32)>,
+}
+
+/// When the lease `lease_token` on run `run_id`'s attempt message lapses,
+/// if that lease still holds it.
+fn lease_expiry(ctx: &ApplyCtx<'_>, run_id: &str, lease_token: &str) -> Result<Option<u64>> {
+    let message = delay_queue::message(ctx, ATTEMPTS_QUEUE, run_id)?;
+    Ok(match message.map(|m| m.state) {
+        Some(MessageState::Leased {
+            lease_token: held,
+            expires_at_ms,
+            ..
+        }) if held == lease_token => Some(expires_at_ms),
+        _ => None,
+    })
 }

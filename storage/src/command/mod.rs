@@ -195,8 +195,10 @@ impl Command {
             | Command::SlotFire(_)
             | Command::JobTrigger(_)
             | Command::AttemptFinish(_) => true,
-            // A second delete finds no job; a second start takes other attempts.
-            Command::JobDelete(_) | Command::AttemptStart(_) => false,
+            // A node's repeated start is answered with what the first took.
+            Command::AttemptStart(_) => true,
+            // A second delete finds no job.
+            Command::JobDelete(_) => false,
             // A second release would report that the caller no longer holds it.
             Command::LockRelease(_) => false,
             // A second abandon or nack finds the claim or lease gone; a
