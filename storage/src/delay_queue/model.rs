@@ -422,23 +422,41 @@ pub(crate) fn timed_log(
     )
 }
 
+/// Replay `log` on a fresh state machine and on `model` side by side:
+/// every outcome must be the one `apply` gives on the model, and `check`
+/// compares the states after each entry.
+pub(crate) fn replay<M>(
+    log: Vec<(u64, bool, Vec<Command>)>,
+    model: &mut M,
+    apply: impl Fn(&mut M, u64, &Command) -> Outcome,
+    mut check: impl FnMut(&TestSm, &M) -> Result<(), TestCaseError>,
+) -> Result<(), TestCaseError> {
+    let mut t = TestSm::new();
+    let mut clock = 0u64;
+    for (step, stale, commands) in log {
+        clock += step;
+        // A proposer whose clock lags stamps an earlier time.
+        let now = if stale {
+            clock.saturating_sub(30)
+        } else {
+            clock
+        };
+        let outcomes = t.apply(now, commands.clone());
+        for (cmd, got) in commands.iter().zip(outcomes) {
+            let want = apply(model, now, cmd);
+            prop_assert_eq!(got, want, "{:?}", cmd);
+        }
+        check(&t, model)?;
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(48))]
 
     #[test]
     fn the_queue_matches_the_model(log in timed_log(queue_command())) {
-        let mut t = TestSm::new();
-        let mut model = QueueModel::default();
-        let mut clock = 0u64;
-        for (step, stale, commands) in log {
-            clock += step;
-            // A proposer whose clock lags stamps an earlier time.
-            let now = if stale { clock.saturating_sub(30) } else { clock };
-            let outcomes = t.apply(now, commands.clone());
-            for (cmd, got) in commands.iter().zip(outcomes) {
-                let want = model.apply(now, cmd);
-                prop_assert_eq!(got, want, "{:?}", cmd);
-            }
+        replay(log, &mut QueueModel::default(), QueueModel::apply, |t, model| {
             let view = t.sm.read().unwrap();
             let now = model.now();
             let stats: BTreeMap<_, _> = view
@@ -462,6 +480,7 @@ proptest! {
                     .collect();
                 prop_assert_eq!(dead, model.dead(q));
             }
-        }
+            Ok(())
+        })?;
     }
 }

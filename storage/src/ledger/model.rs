@@ -9,8 +9,7 @@ use super::*;
 use crate::command::{
     Command, LedgerAbandon, LedgerClaim, LedgerComplete, Outcome, Tick, TickOutcome,
 };
-use crate::delay_queue::model::timed_log;
-use crate::testutil::TestSm;
+use crate::delay_queue::model::{replay, timed_log};
 
 #[derive(Default)]
 struct LedgerModel {
@@ -149,20 +148,11 @@ proptest! {
 
     #[test]
     fn the_ledger_matches_the_model(log in timed_log(ledger_command())) {
-        let mut t = TestSm::new();
-        let mut model = LedgerModel::default();
-        let mut clock = 0u64;
-        for (step, stale, commands) in log {
-            clock += step;
-            let now = if stale { clock.saturating_sub(30) } else { clock };
-            let outcomes = t.apply(now, commands.clone());
-            for (cmd, got) in commands.iter().zip(outcomes) {
-                let want = model.apply(now, cmd);
-                prop_assert_eq!(got, want, "{:?}", cmd);
-            }
+        replay(log, &mut LedgerModel::default(), LedgerModel::apply, |t, model| {
             let stored: BTreeMap<_, _> =
                 t.sm.read().unwrap().ledger_records().unwrap().into_iter().collect();
             prop_assert_eq!(&stored, &model.records);
-        }
+            Ok(())
+        })?;
     }
 }
